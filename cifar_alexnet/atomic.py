@@ -1,0 +1,90 @@
+"""Atomic file writes: a reader (or a crash) sees the old file or the new one, never half of one.
+
+The recipe is the usual one: write to a temporary file in the same directory, flush and
+``fsync`` it, ``os.replace`` it over the destination (atomic on POSIX and Windows), then
+``fsync`` the directory so the rename itself survives a power cut. If anything fails on the
+way -- a full disk, an exception while producing the bytes, ``KeyboardInterrupt`` -- the
+temporary file is removed and the destination is untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "DiskFullError"]
+
+
+class DiskFullError(OSError):
+    """Raised instead of a bare ``OSError(ENOSPC)`` so the message can name the file and the fix."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    Use it for writers that want a file name (``safetensors.torch.save_file``,
+    ``matplotlib``'s ``savefig``)::
+
+        with atomic_path(run_dir / "best.safetensors") as tmp:
+            save_file(tensors, tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                exc.errno,
+                f"no space left while writing {path}; the previous version of the file (if any) is "
+                "intact. Free some disk space or choose another --out directory, then run again.",
+            ) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | Callable[[], bytes]) -> None:
+    """Write ``data`` (or the bytes a callable returns) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        payload = data() if callable(data) else data
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON (with a trailing newline) to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
