@@ -1,0 +1,318 @@
+"""2-D convolution, forward and backward, in two versions: loops and im2col.
+
+Convention (the one PyTorch's ``nn.Conv2d`` uses): a "convolution" here is a
+*cross-correlation* -- the kernel is **not** flipped::
+
+    out[n, f, i, j] = b[f] + sum over c, u, v of
+                      w[f, c, u, v] * x_pad[n, c, i * stride_h + u, j * stride_w + v]
+
+where ``x_pad`` is ``x`` with ``padding_h`` rows of zeros above and below and ``padding_w``
+columns of zeros left and right. The output size per axis is (floor division)::
+
+    H_out = (H + 2 * padding_h - KH) // stride_h + 1
+
+so trailing rows/columns that do not fill a whole kernel step are ignored, as in PyTorch.
+
+Shapes (NCHW, like PyTorch):
+
+* ``x``: ``(N, C, H, W)`` -- N images of C channels, H x W pixels;
+* ``w``: ``(F, C, KH, KW)`` -- F filters, each C x KH x KW;
+* ``b``: ``(F,)``;
+* ``out``: ``(N, F, H_out, W_out)``.
+
+``stride`` and ``padding`` are an int (the same on both axes) or a pair ``(vertical,
+horizontal)``. Padding is zero padding only.
+
+Two implementations compute the same numbers:
+
+* :func:`conv2d_forward_naive` / :func:`conv2d_backward_naive` slide the kernel over every
+  output position with Python loops: slow, but the formula above is visible in the code;
+* :func:`conv2d_forward` / :func:`conv2d_backward` lay every receptive field out as a column
+  ("im2col") and do the whole layer as one matrix product: the version the network uses.
+
+The tests check the two against each other and against ``torch.nn.functional.conv2d``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from reference._checks import check_float_array, check_same_dtype, check_shape, int_pair
+
+__all__ = [
+    "ConvCache",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d_forward_naive",
+    "conv2d_backward_naive",
+    "conv2d_output_size",
+]
+
+
+class ConvCache(NamedTuple):
+    """What the backward pass needs from the forward pass.
+
+    Attributes:
+        x_shape: shape of the unpadded input, ``(N, C, H, W)``.
+        w: the filters, ``(F, C, KH, KW)``.
+        stride: ``(stride_h, stride_w)``.
+        padding: ``(padding_h, padding_w)``.
+        x_pad: the padded input ``(N, C, H + 2 padding_h, W + 2 padding_w)`` (naive version)
+            or ``None``.
+        cols: the im2col matrix ``(N, C * KH * KW, H_out * W_out)`` (vectorised version) or
+            ``None``.
+    """
+
+    x_shape: tuple
+    w: np.ndarray
+    stride: tuple
+    padding: tuple
+    x_pad: np.ndarray | None
+    cols: np.ndarray | None
+
+
+def conv2d_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length along one axis: ``(size + 2 * padding - kernel) // stride + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _check_inputs(layer: str, x, w, b, stride, padding):
+    """Validate the forward inputs; return ``(stride_hw, padding_hw, (H_out, W_out))``."""
+    check_float_array(layer, "x", x, "(N, C, H, W)", (4,))
+    check_float_array(layer, "w", w, "(F, C, KH, KW)", (4,))
+    check_float_array(layer, "b", b, "(F,)", (1,))
+    check_same_dtype(layer, "w", w, x)
+    check_same_dtype(layer, "b", b, x)
+    N, C, H, W = x.shape
+    F, C_w, KH, KW = w.shape
+    if C_w != C:
+        raise ValueError(
+            f"{layer}: channel mismatch: x has C = {C} channels (x: (N, C, H, W) = {x.shape}) but "
+            f"w expects {C_w} (w: (F, C, KH, KW) = {w.shape}); w must have shape (F, {C}, KH, KW)"
+        )
+    check_shape(layer, "b", b, (F,), "(F,) (one bias per filter)")
+    stride_hw = int_pair(layer, "stride", stride, minimum=1)
+    padding_hw = int_pair(layer, "padding", padding, minimum=0)
+    if N == 0 or C == 0 or F == 0 or KH == 0 or KW == 0:
+        raise ValueError(f"{layer}: empty input: x {x.shape}, w {w.shape}; every dimension must be >= 1")
+    padded = (H + 2 * padding_hw[0], W + 2 * padding_hw[1])
+    if KH > padded[0] or KW > padded[1]:
+        raise ValueError(
+            f"{layer}: kernel {KH}x{KW} is larger than the padded input {padded[0]}x{padded[1]} "
+            f"(x: (N, C, H, W) = {x.shape}, padding {padding_hw}); use a smaller kernel or more padding"
+        )
+    out_hw = tuple(conv2d_output_size(s, k, st, p) for s, k, st, p in zip((H, W), (KH, KW), stride_hw, padding_hw))
+    return stride_hw, padding_hw, out_hw
+
+
+def _check_dout(layer: str, dout, cache: ConvCache, out_shape: tuple) -> None:
+    check_float_array(layer, "dout", dout, "(N, F, H_out, W_out)", (4,))
+    check_shape(layer, "dout", dout, out_shape, "(N, F, H_out, W_out), the forward output's shape")
+    check_same_dtype(layer, "dout", dout, cache.w, "w")
+
+
+def _pad(x: np.ndarray, padding: tuple) -> np.ndarray:
+    """Zero-pad the two spatial axes: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw)."""
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Naive version: loops over output positions.
+# ----------------------------------------------------------------------------------------------
+
+
+def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, padding=0):
+    """Convolution forward pass with explicit loops (slow; for reading and testing).
+
+    For every image ``n`` and output position ``(i, j)`` it cuts out the receptive field
+    ``x_pad[n, :, i*sh : i*sh + KH, j*sw : j*sw + KW]`` and takes its dot product with every
+    filter -- the formula of the module docstring, one output position at a time (the F
+    filters of a position are done together, to keep the tests quick).
+
+    Args:
+        x: input, ``(N, C, H, W)``.
+        w: filters, ``(F, C, KH, KW)``.
+        b: biases, ``(F,)``.
+        stride: int or ``(stride_h, stride_w)``, each >= 1.
+        padding: int or ``(padding_h, padding_w)``, each >= 0 (zero padding).
+
+    Returns:
+        ``(out, cache)``: ``out`` of shape ``(N, F, H_out, W_out)`` and dtype ``x.dtype``;
+        ``cache`` for :func:`conv2d_backward_naive`.
+
+    Raises:
+        ValueError: wrong ranks or dtypes, channel mismatch, bad stride/padding, or a kernel
+            larger than the padded input.
+    """
+    (sh, sw), padding_hw, (H_out, W_out) = _check_inputs("conv2d_naive", x, w, b, stride, padding)
+    N = x.shape[0]
+    F, C, KH, KW = w.shape
+    x_pad = _pad(x, padding_hw)  # (N, C, H + 2 ph, W + 2 pw)
+    out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
+    for n in range(N):
+        for i in range(H_out):
+            for j in range(W_out):
+                field = x_pad[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]  # (C, KH, KW)
+                # One dot product per filter: sum over c, u, v of w[f, c, u, v] * field[c, u, v].
+                out[n, :, i, j] = np.tensordot(w, field, axes=3) + b  # (F,)
+    cache = ConvCache(x.shape, w, (sh, sw), padding_hw, x_pad, None)
+    return out, cache
+
+
+def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
+    """Convolution backward pass with explicit loops (slow; for reading and testing).
+
+    Every output pixel ``out[n, f, i, j]`` came from one receptive field and one filter, so
+    its upstream gradient ``g = dout[n, f, i, j]`` flows back to exactly those:
+    ``dw[f] += g * field``, ``dx_pad[n, :, field] += g * w[f]`` and ``db[f] += g``. The padding border of ``dx_pad`` is cut off at
+    the end (padding zeros are constants, not inputs).
+
+    Args:
+        dout: upstream gradient, ``(N, F, H_out, W_out)``.
+        cache: from :func:`conv2d_forward_naive`.
+
+    Returns:
+        ``(dx, dw, db)`` with shapes ``(N, C, H, W)``, ``(F, C, KH, KW)``, ``(F,)``.
+    """
+    x_pad, w = cache.x_pad, cache.w
+    if x_pad is None:
+        raise ValueError("conv2d_backward_naive: the cache comes from conv2d_forward; use conv2d_backward")
+    N, C, H, W = cache.x_shape
+    F, _, KH, KW = w.shape
+    sh, sw = cache.stride
+    ph, pw = cache.padding
+    H_out = conv2d_output_size(H, KH, sh, ph)
+    W_out = conv2d_output_size(W, KW, sw, pw)
+    _check_dout("conv2d_backward_naive", dout, cache, (N, F, H_out, W_out))
+
+    dx_pad = np.zeros_like(x_pad)  # (N, C, H + 2 ph, W + 2 pw)
+    dw = np.zeros_like(w)  # (F, C, KH, KW)
+    db = np.zeros(F, dtype=w.dtype)  # (F,)
+    for n in range(N):
+        for i in range(H_out):
+            for j in range(W_out):
+                rows = slice(i * sh, i * sh + KH)
+                cols = slice(j * sw, j * sw + KW)
+                field = x_pad[n, :, rows, cols]  # (C, KH, KW)
+                g = dout[n, :, i, j]  # (F,): one upstream gradient per filter
+                dw += g[:, None, None, None] * field  # (F, 1, 1, 1) * (C, KH, KW) -> (F, C, KH, KW)
+                dx_pad[n, :, rows, cols] += np.tensordot(g, w, axes=1)  # sum over f of g[f] * w[f]: (C, KH, KW)
+                db += g
+    dx = dx_pad[:, :, ph : ph + H, pw : pw + W]  # (N, C, H, W): drop the padding border
+    return np.ascontiguousarray(dx), dw, db
+
+
+# ----------------------------------------------------------------------------------------------
+# Vectorised version: im2col + one matrix product.
+# ----------------------------------------------------------------------------------------------
+
+
+def _im2col(x_pad: np.ndarray, KH: int, KW: int, stride: tuple, out_hw: tuple) -> np.ndarray:
+    """Lay every receptive field out as a column.
+
+    Args:
+        x_pad: padded input, ``(N, C, Hp, Wp)``.
+        KH, KW: kernel size.
+        stride: ``(stride_h, stride_w)``.
+        out_hw: ``(H_out, W_out)``.
+
+    Returns:
+        ``cols`` of shape ``(N, C * KH * KW, H_out * W_out)`` (a new contiguous array):
+        ``cols[n, (c, u, v), (i, j)] = x_pad[n, c, i * stride_h + u, j * stride_w + v]``.
+    """
+    sh, sw = stride
+    H_out, W_out = out_hw
+    # A read-only view, no copy: windows[n, c, y, x, u, v] = x_pad[n, c, y + u, x + v].
+    windows = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(2, 3))  # (N, C, Hp-KH+1, Wp-KW+1, KH, KW)
+    windows = windows[:, :, : (H_out - 1) * sh + 1 : sh, : (W_out - 1) * sw + 1 : sw]  # (N, C, H_out, W_out, KH, KW)
+    N, C = x_pad.shape[:2]
+    cols = np.empty((N, C, KH, KW, H_out, W_out), dtype=x_pad.dtype)
+    # The one copy of the forward pass: kernel offsets before output positions.
+    np.copyto(cols, windows.transpose(0, 1, 4, 5, 2, 3))  # (N, C, KH, KW, H_out, W_out)
+    return cols.reshape(N, C * KH * KW, H_out * W_out)  # (N, C*KH*KW, H_out*W_out), free: contiguous
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, padding=0):
+    """Convolution forward pass, vectorised with im2col.
+
+    Each receptive field of the padded input becomes a column of
+    ``cols: (N, C*KH*KW, H_out*W_out)``; with the filters as rows of
+    ``w_rows: (F, C*KH*KW)`` the whole layer is one (batched) matrix product
+    ``w_rows @ cols -> (N, F, H_out*W_out)``, which is already in NCHW order.
+
+    Args:
+        x: input, ``(N, C, H, W)``.
+        w: filters, ``(F, C, KH, KW)``.
+        b: biases, ``(F,)``.
+        stride: int or ``(stride_h, stride_w)``, each >= 1.
+        padding: int or ``(padding_h, padding_w)``, each >= 0 (zero padding).
+
+    Returns:
+        ``(out, cache)``: ``out`` of shape ``(N, F, H_out, W_out)`` and dtype ``x.dtype``;
+        ``cache`` for :func:`conv2d_backward` (it holds the im2col matrix).
+
+    Raises:
+        ValueError: wrong ranks or dtypes, channel mismatch, bad stride/padding, or a kernel
+            larger than the padded input.
+    """
+    stride_hw, padding_hw, (H_out, W_out) = _check_inputs("conv2d", x, w, b, stride, padding)
+    N = x.shape[0]
+    F, C, KH, KW = w.shape
+    x_pad = _pad(x, padding_hw)  # (N, C, H + 2 ph, W + 2 pw)
+    cols = _im2col(x_pad, KH, KW, stride_hw, (H_out, W_out))  # (N, C*KH*KW, H_out*W_out)
+    w_rows = w.reshape(F, C * KH * KW)  # (F, C*KH*KW)
+    out = np.matmul(w_rows, cols)  # (N, F, H_out*W_out)
+    out += b[:, None]  # b: (F,) -> (F, 1), the same bias at every position
+    out = out.reshape(N, F, H_out, W_out)  # (N, F, H_out, W_out)
+    cache = ConvCache(x.shape, w, stride_hw, padding_hw, None, cols)
+    return out, cache
+
+
+def conv2d_backward(dout: np.ndarray, cache: ConvCache):
+    """Convolution backward pass, vectorised (the reverse of im2col is "col2im").
+
+    With ``out = w_rows @ cols + b`` per image:
+
+    * ``db = sum of dout`` over images and positions;
+    * ``dw_rows = sum over n of dout[n] @ cols[n].T`` -- one ``tensordot``;
+    * ``dcols = w_rows.T @ dout[n]``, and every entry of ``dcols`` is added back to the
+      input pixel it was copied from. That scatter loops over the KH*KW kernel offsets
+      only; each step adds a strided slab of all images and channels at once.
+
+    Args:
+        dout: upstream gradient, ``(N, F, H_out, W_out)``.
+        cache: from :func:`conv2d_forward`.
+
+    Returns:
+        ``(dx, dw, db)`` with shapes ``(N, C, H, W)``, ``(F, C, KH, KW)``, ``(F,)``.
+    """
+    cols, w = cache.cols, cache.w
+    if cols is None:
+        raise ValueError("conv2d_backward: the cache comes from conv2d_forward_naive; use conv2d_backward_naive")
+    N, C, H, W = cache.x_shape
+    F, _, KH, KW = w.shape
+    sh, sw = cache.stride
+    ph, pw = cache.padding
+    H_out = conv2d_output_size(H, KH, sh, ph)
+    W_out = conv2d_output_size(W, KW, sw, pw)
+    _check_dout("conv2d_backward", dout, cache, (N, F, H_out, W_out))
+
+    dout_rows = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
+    db = dout_rows.sum(axis=(0, 2))  # (F,)
+    dw_rows = np.tensordot(dout_rows, cols, axes=([0, 2], [0, 2]))  # (F, C*KH*KW)
+    dw = dw_rows.reshape(F, C, KH, KW)  # (F, C, KH, KW)
+
+    w_rows = w.reshape(F, C * KH * KW)  # (F, C*KH*KW)
+    dcols = np.matmul(w_rows.T, dout_rows)  # (N, C*KH*KW, H_out*W_out)
+    dcols = dcols.reshape(N, C, KH, KW, H_out, W_out)  # (N, C, KH, KW, H_out, W_out)
+
+    # col2im: kernel offset (u, v) of output position (i, j) read x_pad[.., i*sh + u, j*sw + v].
+    dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=w.dtype)  # (N, C, Hp, Wp)
+    for u in range(KH):
+        for v in range(KW):
+            dx_pad[:, :, u : u + (H_out - 1) * sh + 1 : sh, v : v + (W_out - 1) * sw + 1 : sw] += dcols[:, :, u, v]
+    dx = dx_pad[:, :, ph : ph + H, pw : pw + W]  # (N, C, H, W): drop the padding border
+    return np.ascontiguousarray(dx), dw, db
