@@ -1,0 +1,145 @@
+"""Hypothesis strategies shared by the tests of the NumPy reference layers.
+
+Hypothesis draws the *shapes and hyperparameters* (so it can shrink a failure to the
+smallest layer that shows it) and a ``seed``; the array contents come from
+``np.random.default_rng(seed)``, which is quick and gives well-spread values.
+
+Ranges (the real ones of the layers' tests): batch 1-8, channels 1-16, spatial size 1-20,
+kernel 1-5, stride 1-3, padding 0-3, only valid combinations (the kernel fits the padded
+input). ``small=True`` variants shrink everything for numeric gradient checks, which cost
+two forward passes per input entry.
+
+:func:`check_errors` asserts a layer's relative errors against the tolerance of its dtype
+and records every value in :data:`LAYER_ERRORS`; ``bench/layer_errors.py`` drives the same
+comparisons over hundreds of draws and prints the largest error per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from tolerances import LAYER_F32, LAYER_F64
+
+#: (layer and quantity, dtype name, relative error) of every comparison run so far.
+LAYER_ERRORS: list[tuple[str, str, float]] = []
+
+DTYPES = (np.float32, np.float64)
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+def layer_tolerance(dtype) -> float:
+    """The NumPy-vs-torch tolerance for ``dtype`` (float32 or float64)."""
+    return LAYER_F64 if np.dtype(dtype) == np.float64 else LAYER_F32
+
+
+def check_errors(layer: str, dtype, errors: dict[str, float]) -> None:
+    """Record every relative error in :data:`LAYER_ERRORS`, then assert each is within tolerance.
+
+    Args:
+        layer: the layer's name, e.g. ``"conv2d"``.
+        dtype: the dtype the comparison ran in.
+        errors: quantity (``"forward"``, ``"dx"``, ...) -> relative error.
+    """
+    name = np.dtype(dtype).name
+    for what, err in errors.items():
+        LAYER_ERRORS.append((f"{layer} {what}", name, err))
+    tol = layer_tolerance(dtype)
+    too_large = {what: f"{err:.2e}" for what, err in errors.items() if not err <= tol}
+    assert not too_large, f"{layer} ({name}): relative error above {tol:.0e}: {too_large}"
+
+
+def _pair_or_int(draw, values: tuple[int, int]):
+    """Pass a hyperparameter as an int when both axes agree (half the time), else as a pair."""
+    if values[0] == values[1] and draw(st.booleans()):
+        return values[0]
+    return values
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One convolution: shapes, hyperparameters (as passed to the layer) and a data seed."""
+
+    x_shape: tuple  # (N, C, H, W)
+    w_shape: tuple  # (F, C, KH, KW)
+    stride: object  # int or (sh, sw)
+    padding: object  # int or (ph, pw)
+    seed: int
+
+
+@st.composite
+def conv_cases(draw, small: bool = False) -> ConvCase:
+    """Valid convolutions: batch 1-8, channels/filters 1-16, size 1-20, kernel 1-5, stride 1-3, padding 0-3."""
+    max_n, max_c, max_size, max_k = (2, 3, 6, 3) if small else (8, 16, 20, 5)
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_c))
+    f = draw(st.integers(1, max_c))
+    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # The kernel must fit the padded input: H + 2 ph >= KH.
+    h = draw(st.integers(max(1, kh - 2 * ph), max_size))
+    w = draw(st.integers(max(1, kw - 2 * pw), max_size))
+    return ConvCase((n, c, h, w), (f, c, kh, kw), _pair_or_int(draw, (sh, sw)), _pair_or_int(draw, (ph, pw)), draw(seeds))
+
+
+@dataclass(frozen=True)
+class PoolCase:
+    """One max-pool: input shape, kernel, stride (``None`` = kernel) and a data seed."""
+
+    x_shape: tuple  # (N, C, H, W)
+    kernel: object  # int or (KH, KW)
+    stride: object  # None, int or (sh, sw)
+    seed: int
+
+
+@st.composite
+def pool_cases(draw, small: bool = False) -> PoolCase:
+    """Valid max-pools: batch 1-8, channels 1-16, size 1-20, kernel 1-5, stride 1-3 or the default."""
+    max_n, max_c, max_size, max_k = (2, 2, 6, 3) if small else (8, 16, 20, 5)
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_c))
+    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
+    h = draw(st.integers(kh, max(kh, max_size)))
+    w = draw(st.integers(kw, max(kw, max_size)))
+    if draw(st.booleans()):
+        stride = None
+    else:
+        stride = _pair_or_int(draw, (draw(st.integers(1, 3)), draw(st.integers(1, 3))))
+    return PoolCase((n, c, h, w), _pair_or_int(draw, (kh, kw)), stride, draw(seeds))
+
+
+@dataclass(frozen=True)
+class BatchNormCase:
+    """One batch norm: input shape ``(N, C)`` or ``(N, C, H, W)``, hyperparameters, seed."""
+
+    x_shape: tuple
+    momentum: float
+    eps: float
+    seed: int
+
+
+@st.composite
+def batchnorm_cases(draw, small: bool = False) -> BatchNormCase:
+    """Batch norms in 2-D or 4-D with at least 3 values per channel.
+
+    With exactly two values per channel the normalised values are always +1 and -1, so the
+    training-mode input gradient is identically zero and a *relative* error between two
+    round-off residues means nothing; three or more values make it a real test.
+    """
+    max_n, max_c, max_size = (4, 3, 3) if small else (8, 16, 20)
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_c))
+    if draw(st.booleans()):
+        n = max(n, 3)
+        shape = (n, c)
+    else:
+        h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+        if n * h * w < 3:
+            h = 3  # at least three values per channel
+        shape = (n, c, h, w)
+    momentum = draw(st.one_of(st.just(0.1), st.floats(0.0, 1.0)))
+    eps = draw(st.one_of(st.just(1e-5), st.floats(1e-6, 1e-1)))
+    return BatchNormCase(shape, momentum, eps, draw(seeds))
