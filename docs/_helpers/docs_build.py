@@ -1,0 +1,841 @@
+"""Code shared by the ``markdown-exec`` blocks of the documentation.
+
+Every number, table and figure of the site is computed here (or in the pages' own exec
+blocks) from :mod:`reference` and :mod:`cifar_alexnet` while ``mkdocs build`` runs. Nothing
+is typed in: a change in the code changes the pages, and code that stops working fails the
+(strict) build.
+
+Conventions of this module:
+
+* functions that print produce Markdown for the page (markdown-exec's default output);
+* figures are embedded as PNG data URIs (:func:`figure_html`), so the site needs no network
+  and the build writes no files into ``docs/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import os
+import io
+import re
+import textwrap
+from functools import lru_cache
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parent
+DOCS_DIR = HELPERS.parent
+REPO_ROOT = DOCS_DIR.parent
+#: Set by hooks.py from mkdocs.yml's ``repo_url`` (a default keeps the module importable alone).
+REPO_URL = "https://github.com/cifar-alexnet/cifar-alexnet"
+SAMPLES = DOCS_DIR / "assets" / "cifar10_jpeg_samples.npz"
+
+# --------------------------------------------------------------------------------------
+# small formatting helpers
+# --------------------------------------------------------------------------------------
+
+
+
+def returns_printed(function):
+    """Decorator: run ``function`` with stdout captured and return what it printed.
+
+    markdown-exec only captures the ``print`` of the block itself, so the helpers here print
+    into a buffer and the page's block prints the returned text: ``print(d.layer_section(name))``.
+    """
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> str:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            function(*args, **kwargs)
+        return buffer.getvalue()
+
+    return wrapper
+
+
+def fmt(n) -> str:
+    """An integer with thousands separators: ``14869598 -> '14,869,598'``."""
+    return f"{int(n):,}"
+
+
+def tex_int(n) -> str:
+    """An integer for KaTeX with thin-space thousands separators: ``\\num``-like."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def shape_text(shape) -> str:
+    """``(64, 34, 34) -> '64 × 34 × 34'``."""
+    return " × ".join(str(s) for s in shape)
+
+
+def tex_shape(shape) -> str:
+    return r" \times ".join(str(s) for s in shape)
+
+
+def fence(code: str, lang: str = "python", title: str | None = None) -> str:
+    """A fenced code block (four backticks, so code containing ``` stays intact)."""
+    head = f'````{lang}' + (f' title="{title}"' if title else "")
+    return f"{head}\n{code.rstrip()}\n````"
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return textwrap.indent(text, prefix, lambda line: True)
+
+
+def tabs(items: list[tuple[str, str]]) -> str:
+    """pymdownx.tabbed tabs: ``[(title, markdown), ...]``."""
+    return "\n\n".join(f'=== "{title}"\n\n{indent(body)}' for title, body in items)
+
+
+def repo_path(path: str) -> Path:
+    """A path inside the repository that must exist (the build fails if it does not)."""
+    full = REPO_ROOT / path
+    if not full.exists() and not os.environ.get("DOCS_DEV_ALLOW_MISSING"):  # TEMP: removed before release
+        raise FileNotFoundError(f"docs: {path} is linked from the documentation but does not exist")
+    return full
+
+
+def repo_link(path: str, text: str | None = None) -> str:
+    """A Markdown link to a file of the repository on GitHub; checks the file exists."""
+    repo_path(path)
+    return f"[{text or '`' + path + '`'}]({REPO_URL}/blob/main/{path})"
+
+
+def source_file_of(obj) -> str:
+    return Path(inspect.getsourcefile(obj)).resolve().relative_to(REPO_ROOT).as_posix()
+
+
+def source(*objects, lang: str = "python") -> str:
+    """The source of functions/classes, as one fenced block titled with their file."""
+    parts = [inspect.getsource(obj).rstrip() for obj in objects]
+    return fence("\n\n\n".join(parts), lang, title=source_file_of(objects[0]))
+
+
+def figure_html(fig, alt: str, caption: str | None = None, dpi: int = 110) -> str:
+    """Embed a matplotlib figure as a PNG data URI inside a ``<figure>``; closes the figure."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure class="generated" markdown="0"><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
+@returns_printed
+def run_and_show(code: str, title: str | None = None) -> None:
+    """Print ``code`` as a Python block, run it, and print what it printed as a text block.
+
+    Used for the small per-layer examples: what the reader sees is exactly what ran.
+    """
+    code = textwrap.dedent(code).strip() + "\n"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, title or "<docs example>", "exec"), {"__name__": "__docs_example__"})
+    print(fence(code, "python", title=title))
+    print()
+    print(fence(out.getvalue(), "text", title="output (computed when this page was built)"))
+
+
+def md_table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    """A Markdown table; ``align`` is one character per column: l, r or c."""
+    align = align or "l" * len(header)
+    marks = {"l": ":--", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(str(h) for h in header) + " |",
+             "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# the README's set-up commands
+# --------------------------------------------------------------------------------------
+
+
+def readme_setup_block() -> str:
+    """The first ``bash`` block of README.md, verbatim (the two set-up commands)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```bash\n(.*?)```", text, re.S)
+    if not match:
+        raise ValueError("README.md: no ```bash block with the set-up commands found")
+    return match.group(1).rstrip()
+
+
+def readme_setup_commands() -> list[tuple[str, str]]:
+    """``[(comment, command), ...]`` from the README's set-up block."""
+    pairs, comment = [], ""
+    for line in readme_setup_block().splitlines():
+        if line.startswith("#"):
+            comment = line.lstrip("# ").strip()
+        elif line.strip():
+            pairs.append((comment, line.strip()))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------
+# the network: stages, counts, receptive fields
+# --------------------------------------------------------------------------------------
+
+#: The layer pages: page slug -> (title, layer names of reference.architecture.LAYERS).
+STAGES = {
+    "conv1": ("Conv1 block", ("Conv1", "BN1", "ReLU1", "Pool1")),
+    "conv2": ("Conv2 block", ("Conv2", "BN2", "ReLU2", "Pool2")),
+    "conv3": ("Conv3", ("Conv3", "BN3", "ReLU3")),
+    "conv4": ("Conv4", ("Conv4", "BN4", "ReLU4")),
+    "conv5": ("Conv5 and Pool3", ("Conv5", "BN5", "ReLU5", "Pool3")),
+    "classifier": ("The classifier", ("Flatten", "Drop1", "FC1", "BN6", "ReLU6", "Drop2", "FC2", "BN7", "ReLU7",
+                                      "FC3", "BN8")),
+}
+
+KIND_WORDS = {
+    "conv": "convolution (cross-correlation)",
+    "bn2d": "BatchNorm2d",
+    "bn1d": "BatchNorm1d",
+    "relu": "ReLU",
+    "maxpool": "max-pool",
+    "flatten": "flatten",
+    "dropout": "dropout",
+    "linear": "linear (fully connected)",
+}
+
+
+def check_stages_cover_network() -> None:
+    """Every layer of LAYERS is on exactly one layer page (fails the build otherwise)."""
+    from reference.architecture import LAYERS
+
+    on_pages = [name for _, names in STAGES.values() for name in names]
+    names = [layer.name for layer in LAYERS]
+    if on_pages != names:
+        raise ValueError(f"docs STAGES do not match reference.architecture.LAYERS: {on_pages} vs {names}")
+
+
+@lru_cache(maxsize=None)
+def counts() -> dict:
+    """Layer name -> :class:`reference.counts.LayerCounts` of the write-up's network."""
+    from reference.counts import count_layers
+
+    check_stages_cover_network()
+    return {c.layer.name: c for c in count_layers()}
+
+
+@lru_cache(maxsize=None)
+def fields() -> dict:
+    """Layer name (and ``"Input"``) -> :class:`reference.receptive_field.ReceptiveField`."""
+    from reference.receptive_field import receptive_fields
+
+    return {f.name: f for f in receptive_fields()}
+
+
+def torch_module(name: str):
+    """The module of the PyTorch model that implements layer ``name`` (None for flatten)."""
+    from reference.architecture import layer
+
+    from cifar_alexnet.model import AlexNet
+
+    key = layer(name).key
+    if key is None:
+        return None
+    return _model().get_submodule(key)
+
+
+@lru_cache(maxsize=None)
+def _model():
+    import torch
+
+    from cifar_alexnet.model import AlexNet
+
+    torch.manual_seed(0)
+    return AlexNet()
+
+
+@returns_printed
+def stage_overview(slug: str) -> None:
+    """A table of the layers on a stage page: shapes, weights, MACs, torchstat FLOPs."""
+    _, names = STAGES[slug]
+    c = counts()
+    rows = []
+    for name in names:
+        lc = c[name]
+        key = lc.layer.key or "(torch.flatten in forward)"
+        rows.append([f"[{name}](#{name.lower()})", KIND_WORDS[lc.layer.kind], f"`{key}`",
+                     shape_text(lc.in_shape), shape_text(lc.out_shape), fmt(lc.weights), fmt(lc.macs),
+                     fmt(lc.torchstat_flops)])
+    print(md_table(["layer", "kind", "torch module", "input (per image)", "output", "weights", "MACs",
+                    "FLOPs (torchstat)"], rows, "lllllrrr"))
+
+
+# ----- equations --------------------------------------------------------------------
+
+EQUATIONS = {
+    "conv": r"""
+**Forward.** For output channel $f$ at output position $(i, j)$, with the input zero-padded by $p$:
+
+$$
+y_{n,f,i,j} = b_f + \sum_{c=1}^{C}\sum_{u=0}^{k-1}\sum_{v=0}^{k-1} w_{f,c,u,v}\; x^{\text{pad}}_{n,c,\,s i+u,\,s j+v}
+$$
+
+(a cross-correlation: the kernel is not flipped, exactly like `torch.nn.Conv2d`; see
+[Conventions](../conventions.md#cross-correlation-not-convolution)).
+
+**Backward.** With the upstream gradient $\delta_{n,f,i,j} = \partial L / \partial y_{n,f,i,j}$:
+
+$$
+\frac{\partial L}{\partial b_f} = \sum_{n,i,j} \delta_{n,f,i,j}, \qquad
+\frac{\partial L}{\partial w_{f,c,u,v}} = \sum_{n,i,j} \delta_{n,f,i,j}\, x^{\text{pad}}_{n,c,\,s i+u,\,s j+v},
+$$
+
+$$
+\frac{\partial L}{\partial x^{\text{pad}}_{n,c,a,b}} = \sum_{f}\sum_{\substack{i,u:\ s i+u=a}}\ \sum_{\substack{j,v:\ s j+v=b}} \delta_{n,f,i,j}\, w_{f,c,u,v},
+$$
+
+and $\partial L/\partial x$ is that gradient with the padding border cut off.
+""",
+    "bn2d": r"""
+**Forward (training mode).** Per channel $c$, over the $m = N H W$ values of the batch:
+
+$$
+\mu_c = \frac{1}{m}\sum_{n,h,w} x_{n,c,h,w}, \qquad
+\sigma^2_c = \frac{1}{m}\sum_{n,h,w} (x_{n,c,h,w}-\mu_c)^2, \qquad
+\hat x = \frac{x-\mu_c}{\sqrt{\sigma^2_c+\epsilon}}, \qquad
+y = \gamma_c \hat x + \beta_c .
+$$
+
+The running estimates are updated with the *unbiased* variance:
+$\hat\mu \leftarrow (1-\alpha)\hat\mu + \alpha\mu_c$,
+$\hat\sigma^2 \leftarrow (1-\alpha)\hat\sigma^2 + \alpha\,\frac{m}{m-1}\sigma^2_c$ with momentum $\alpha$
+([Conventions](../conventions.md#batchnorm-biased-and-unbiased-variance)).
+In eval mode $\mu_c, \sigma^2_c$ are replaced by the running estimates.
+
+**Backward (training mode).** With $\delta = \partial L/\partial y$:
+
+$$
+\frac{\partial L}{\partial \beta_c} = \sum \delta, \qquad
+\frac{\partial L}{\partial \gamma_c} = \sum \delta\,\hat x, \qquad
+\frac{\partial L}{\partial x} = \frac{\gamma_c}{m\sqrt{\sigma^2_c+\epsilon}}
+\Big(m\,\delta - \sum \delta - \hat x \sum \delta\,\hat x\Big),
+$$
+
+sums over the $m$ values of channel $c$. In eval mode the statistics are constants and
+$\partial L/\partial x = \gamma_c\,\delta / \sqrt{\hat\sigma^2_c+\epsilon}$.
+""",
+    "relu": r"""
+**Forward.** $y = \max(x, 0)$ element-wise.
+
+**Backward.** $\dfrac{\partial L}{\partial x} = \delta \cdot [x > 0]$ (the gradient at exactly
+$x = 0$ is taken as 0, as in PyTorch).
+""",
+    "maxpool": r"""
+**Forward.** Each output is the maximum of a $k \times k$ window moved with stride $s$ (no padding,
+windows that would run past the edge are dropped — floor mode):
+
+$$
+y_{n,c,i,j} = \max_{0 \le u,v < k} x_{n,c,\,s i+u,\,s j+v}.
+$$
+
+**Backward.** The whole upstream gradient of an output goes to the input that was the maximum
+(to the *first* such position if several tie, as PyTorch does); every other input of the
+window gets 0. Overlapping windows ($s < k$) add up their contributions.
+""",
+    "flatten": r"""
+**Forward.** $y_{n,\,c H W + h W + w} = x_{n,c,h,w}$: a reshape of each sample in C-order
+(NCHW), exactly `torch.flatten(x, 1)`.
+
+**Backward.** The inverse reshape of $\delta$.
+""",
+    "dropout": r"""
+**Forward (training mode).** With drop probability $p$ and an independent keep mask
+$m_i \sim \text{Bernoulli}(1-p)$ (*inverted* dropout):
+
+$$
+y_i = \frac{m_i\, x_i}{1-p}.
+$$
+
+In eval mode $y = x$.
+
+**Backward.** $\dfrac{\partial L}{\partial x_i} = \dfrac{m_i\,\delta_i}{1-p}$ (training), $\delta_i$ (eval).
+""",
+    "linear": r"""
+**Forward.** With $W$ of shape (out, in), as PyTorch stores it:
+
+$$
+y = x W^{\top} + b .
+$$
+
+**Backward.**
+
+$$
+\frac{\partial L}{\partial x} = \delta\, W, \qquad
+\frac{\partial L}{\partial W} = \delta^{\top} x, \qquad
+\frac{\partial L}{\partial b} = \sum_n \delta_n .
+$$
+""",
+}
+EQUATIONS["bn1d"] = EQUATIONS["bn2d"].replace("over the $m = N H W$ values", "over the $m = N$ values").replace(
+    "x_{n,c,h,w}", "x_{n,c}").replace("\\sum_{n,h,w}", "\\sum_{n}")
+
+
+# ----- counts derived step by step ---------------------------------------------------
+
+
+def derivation(name: str) -> str:
+    """Prose + math deriving the parameter count and the FLOPs of layer ``name``."""
+    lc = counts()[name]
+    L = lc.layer
+    ins, outs = lc.in_shape, lc.out_shape
+    kind = L.kind
+    lines = [f"Input {shape_text(ins)}, output {shape_text(outs)} per image."]
+    if kind in ("conv", "maxpool"):
+        size, p = ins[1], L.padding or 0
+        lines.append(
+            f"\n\nOutput size: $\\left\\lfloor \\frac{{H + 2p - k}}{{s}} \\right\\rfloor + 1 = "
+            f"\\left\\lfloor \\frac{{{size} + 2\\cdot{p} - {L.kernel}}}{{{L.stride}}} \\right\\rfloor + 1 = {outs[1]}$."
+        )
+    if kind == "conv":
+        C, F, k = ins[0], outs[0], L.kernel
+        per_out = C * k * k
+        lines.append(
+            f"\n\n**Parameters.** $F \\cdot C \\cdot k^2 + F = {F} \\cdot {C} \\cdot {k}^2 + {F} = "
+            f"{tex_int(F * C * k * k)} + {F} = {tex_int(lc.weights)}$."
+            f"\n\n**Multiply-accumulates.** Each of the ${tex_shape(outs)} = {tex_int(lc.out_elements)}$ outputs "
+            f"needs $C k^2 = {C}\\cdot{k}^2 = {tex_int(per_out)}$ of them: "
+            f"${tex_int(lc.out_elements)} \\cdot {tex_int(per_out)} = {tex_int(lc.macs)}$ MACs."
+            f"\n\n**FLOPs as torchstat counts them** (the write-up's column): MACs plus one addition per output "
+            f"for the bias, ${tex_int(lc.macs)} + {tex_int(lc.out_elements)} = {tex_int(lc.torchstat_flops)}$. "
+            f"Counting a multiply and an add separately doubles the MACs: ${tex_int(2 * lc.macs)}$."
+        )
+    elif kind in ("bn2d", "bn1d"):
+        C = ins[0]
+        lines.append(
+            f"\n\n**Parameters.** $\\gamma$ and $\\beta$, one each per channel: $2 \\cdot {C} = {tex_int(lc.weights)}$ "
+            f"learnable, plus the running mean and variance: ${tex_int(lc.buffers)}$ buffer values "
+            f"(not trained, saved in the state_dict)."
+        )
+        if kind == "bn2d":
+            lines.append(
+                f"\n\n**FLOPs (torchstat).** 2 per element: $2 \\cdot {tex_shape(ins)} = {tex_int(lc.torchstat_flops)}$."
+            )
+        else:
+            lines.append(
+                "\n\n**FLOPs (torchstat).** torchstat has no rule for BatchNorm1d and prints "
+                f"${tex_int(lc.torchstat_flops)}$; in reality it costs about as much as a BatchNorm2d: a few "
+                f"operations on each of its ${tex_int(lc.in_elements)}$ values."
+            )
+    elif kind == "relu":
+        lines.append(
+            f"\n\n**Parameters.** None. **FLOPs (torchstat).** One comparison per element: "
+            f"${tex_shape(ins)} = {tex_int(lc.torchstat_flops)}$."
+        )
+    elif kind == "maxpool":
+        lines.append(
+            f"\n\n**Parameters.** None. **FLOPs (torchstat).** torchstat counts one per *input* element: "
+            f"${tex_shape(ins)} = {tex_int(lc.torchstat_flops)}$ (the comparisons, {L.kernel}² − 1 per output, "
+            f"number ${tex_int(lc.torchstat_madd)}$, torchstat's MAdd column)."
+        )
+    elif kind == "linear":
+        n_in, n_out = ins[0], outs[0]
+        lines.append(
+            f"\n\n**Parameters.** $\\text{{in}} \\cdot \\text{{out}} + \\text{{out}} = {tex_int(n_in)} \\cdot "
+            f"{tex_int(n_out)} + {tex_int(n_out)} = {tex_int(lc.weights)}$."
+            f"\n\n**Multiply-accumulates.** $\\text{{in}} \\cdot \\text{{out}} = {tex_int(lc.macs)}$; torchstat's FLOPs "
+            f"column is the same number, ${tex_int(lc.torchstat_flops)}$ (it leaves the bias out)."
+        )
+    elif kind == "dropout":
+        lines.append(
+            f"\n\n**Parameters.** None; drop probability $p = {L.p}$. Identity at test time, "
+            f"{tex_int(lc.torchstat_flops)} FLOPs in torchstat."
+        )
+    elif kind == "flatten":
+        lines.append(
+            f"\n\n**Parameters.** None; a reshape of ${tex_shape(ins)}$ into ${tex_int(outs[0])}$ values, "
+            "no arithmetic. Not a module in the PyTorch model (`torch.flatten(x, 1)` in `forward`)."
+        )
+    return "".join(lines)
+
+
+# ----- NumPy vs PyTorch ----------------------------------------------------------------
+
+#: layer kind -> (module of reference, NumPy functions shown, PyTorch equivalent in words)
+NUMPY_FUNCTIONS = {
+    "conv": ("reference.conv", ("conv2d_forward", "conv2d_backward"), ("conv2d_forward_naive", "conv2d_backward_naive")),
+    "bn2d": ("reference.batchnorm", ("batchnorm_forward", "batchnorm_backward"), ()),
+    "bn1d": ("reference.batchnorm", ("batchnorm_forward", "batchnorm_backward"), ()),
+    "relu": ("reference.relu", ("relu_forward", "relu_backward"), ()),
+    "maxpool": ("reference.pool", ("maxpool2d_forward", "maxpool2d_backward"),
+                ("maxpool2d_forward_naive", "maxpool2d_backward_naive")),
+    "flatten": ("reference.flatten", ("flatten_forward", "flatten_backward"), ()),
+    "dropout": ("reference.dropout", ("dropout_forward", "dropout_backward"), ()),
+    "linear": ("reference.linear", ("linear_forward", "linear_backward"), ()),
+}
+
+TORCH_FUNCTIONAL = {
+    "conv": "torch.nn.functional.conv2d(x, weight, bias, stride, padding)",
+    "bn2d": "torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)",
+    "bn1d": "torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)",
+    "relu": "torch.relu(x)",
+    "maxpool": "torch.nn.functional.max_pool2d(x, kernel_size, stride)",
+    "flatten": "torch.flatten(x, 1)",
+    "dropout": "torch.nn.functional.dropout(x, p, training)",
+    "linear": "torch.nn.functional.linear(x, weight, bias)",
+}
+
+#: The test module that proves NumPy and PyTorch agree, per layer kind.
+TEST_FILES = {
+    "conv": "tests/test_conv.py",
+    "bn2d": "tests/test_batchnorm.py",
+    "bn1d": "tests/test_batchnorm.py",
+    "relu": "tests/test_relu.py",
+    "maxpool": "tests/test_pool.py",
+    "flatten": "tests/test_flatten.py",
+    "dropout": "tests/test_dropout.py",
+    "linear": "tests/test_linear.py",
+}
+
+
+@returns_printed
+def implementation_tabs(name: str) -> None:
+    """Tabs: the NumPy implementation (pulled from the source) beside the PyTorch equivalent."""
+    import importlib
+
+    from reference.architecture import layer
+
+    L = layer(name)
+    module_name, functions, naive = NUMPY_FUNCTIONS[L.kind]
+    module = importlib.import_module(module_name)
+    items = [(f"NumPy ({module_name})", source(*(getattr(module, f) for f in functions)))]
+    if naive and all(hasattr(module, f) for f in naive):
+        items.append(("NumPy, with loops", source(*(getattr(module, f) for f in naive))))
+    mod = torch_module(name)
+    if mod is None:
+        torch_text = "Not a module: `AlexNet.forward` calls it between the two stacks."
+    else:
+        torch_text = f"The module `{L.key}` of `cifar_alexnet.model.AlexNet`:\n\n" + fence(f"{L.key}: {mod!r}")
+    torch_text += (
+        f"\n\nFunctional form: `{TORCH_FUNCTIONAL[L.kind]}`. The backward pass is autograd's "
+        "(`out.backward(dout)`), which the example below compares with the NumPy backward."
+    )
+    items.append(("PyTorch", torch_text))
+    print(tabs(items))
+
+
+# ----- the per-layer example (NumPy vs torch on a small input) -------------------------
+
+_EXAMPLE_HEAD = '''\
+import numpy as np
+import torch
+from reference.architecture import layer
+from reference.counts import count_layers
+
+L = layer("{name}")
+shape = {{c.layer.name: c for c in count_layers()}}["{name}"].in_shape  # per image, e.g. (C, H, W)
+rng = np.random.default_rng(0)
+'''
+
+EXAMPLES = {
+    "conv": '''
+from reference.conv import conv2d_forward, conv2d_backward
+
+C = shape[0]
+x = rng.standard_normal((2, C, 6, 6))                  # a small 6x6 input, float64
+w = rng.standard_normal((L.out_channels, C, L.kernel, L.kernel)) / np.sqrt(C * L.kernel**2)
+b = rng.standard_normal(L.out_channels)
+out, cache = conv2d_forward(x, w, b, stride=L.stride, padding=L.padding)
+dout = rng.standard_normal(out.shape)                   # a random upstream gradient
+dx, dw, db = conv2d_backward(dout, cache)
+
+xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+yt = torch.nn.functional.conv2d(xt, wt, bt, stride=L.stride, padding=L.padding)
+yt.backward(torch.tensor(dout))
+print("output shape   ", out.shape)
+for what, a, t in [("out", out, yt), ("dx", dx, xt.grad), ("dw", dw, wt.grad), ("db", db, bt.grad)]:
+    print(f"max |{what:>3} numpy - torch| = {np.abs(a - t.detach().numpy()).max():.2e}")
+''',
+    "bn": '''
+from reference.batchnorm import batchnorm_forward, batchnorm_backward
+
+C = shape[0]
+x = rng.normal(3.0, 2.0, size=(4, C) + ((5, 5) if len(shape) == 3 else ()))   # float64
+gamma, beta = rng.standard_normal(C), rng.standard_normal(C)
+run_mean, run_var = np.zeros(C), np.ones(C)
+out, cache, (new_mean, new_var) = batchnorm_forward(x, gamma, beta, run_mean, run_var, training=True)
+dout = rng.standard_normal(out.shape)
+dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+
+bn = (torch.nn.BatchNorm2d if len(shape) == 3 else torch.nn.BatchNorm1d)(C).double().train()
+with torch.no_grad():
+    bn.weight.copy_(torch.tensor(gamma)); bn.bias.copy_(torch.tensor(beta))
+xt = torch.tensor(x, requires_grad=True)
+yt = bn(xt)
+yt.backward(torch.tensor(dout))
+print("output shape   ", out.shape)
+pairs = [("out", out, yt), ("dx", dx, xt.grad), ("dgamma", dgamma, bn.weight.grad),
+         ("dbeta", dbeta, bn.bias.grad), ("running_mean", new_mean, bn.running_mean),
+         ("running_var", new_var, bn.running_var)]
+for what, a, t in pairs:
+    print(f"max |{what:>12} numpy - torch| = {np.abs(a - t.detach().numpy()).max():.2e}")
+''',
+    "relu": '''
+from reference.relu import relu_forward, relu_backward
+
+x = rng.standard_normal((2,) + shape[:1] + ((4, 4) if len(shape) == 3 else ()))
+out, cache = relu_forward(x)
+dout = rng.standard_normal(out.shape)
+dx = relu_backward(dout, cache)
+
+xt = torch.tensor(x, requires_grad=True)
+yt = torch.relu(xt)
+yt.backward(torch.tensor(dout))
+print("fraction of inputs let through:", (out > 0).mean())
+print(f"max |out numpy - torch| = {np.abs(out - yt.detach().numpy()).max():.2e}")
+print(f"max | dx numpy - torch| = {np.abs(dx - xt.grad.numpy()).max():.2e}")
+''',
+    "maxpool": '''
+from reference.pool import maxpool2d_forward, maxpool2d_backward
+
+x = rng.standard_normal((2, shape[0]) + shape[1:])      # the real spatial size of this layer
+out, cache = maxpool2d_forward(x, L.kernel, L.stride)
+dout = rng.standard_normal(out.shape)
+dx = maxpool2d_backward(dout, cache)
+
+xt = torch.tensor(x, requires_grad=True)
+yt = torch.nn.functional.max_pool2d(xt, L.kernel, L.stride)
+yt.backward(torch.tensor(dout))
+print("input shape ", x.shape, "-> output shape", out.shape)
+print(f"max |out numpy - torch| = {np.abs(out - yt.detach().numpy()).max():.2e}")
+print(f"max | dx numpy - torch| = {np.abs(dx - xt.grad.numpy()).max():.2e}")
+''',
+    "flatten": '''
+from reference.flatten import flatten_forward, flatten_backward
+
+x = rng.standard_normal((2,) + shape)
+out, cache = flatten_forward(x)
+dout = rng.standard_normal(out.shape)
+dx = flatten_backward(dout, cache)
+
+xt = torch.tensor(x, requires_grad=True)
+yt = torch.flatten(xt, 1)
+yt.backward(torch.tensor(dout))
+print(x.shape, "->", out.shape)
+print(f"max |out numpy - torch| = {np.abs(out - yt.detach().numpy()).max():.2e}")
+print(f"max | dx numpy - torch| = {np.abs(dx - xt.grad.numpy()).max():.2e}")
+''',
+    "dropout": '''
+from reference.dropout import dropout_forward, dropout_backward
+
+x = rng.standard_normal((4,) + shape)
+keep = rng.random(x.shape) >= L.p                        # one keep-mask, shared with torch
+out, cache = dropout_forward(x, L.p, training=True, mask=keep)
+dout = rng.standard_normal(out.shape)
+dx = dropout_backward(dout, cache)
+
+# torch draws its own mask; to compare, apply the same mask the way nn.Dropout does
+xt = torch.tensor(x, requires_grad=True)
+yt = xt * torch.tensor(keep) / (1 - L.p)
+yt.backward(torch.tensor(dout))
+print(f"p = {L.p}: kept {keep.mean():.3f} of the values, scaled by 1/(1-p) = {1 / (1 - L.p):.4f}")
+print(f"max |out numpy - torch| = {np.abs(out - yt.detach().numpy()).max():.2e}")
+print(f"max | dx numpy - torch| = {np.abs(dx - xt.grad.numpy()).max():.2e}")
+eval_out, _ = dropout_forward(x, L.p, training=False)
+print("eval mode is the identity:", np.array_equal(eval_out, x))
+''',
+    "linear": '''
+from reference.linear import linear_forward, linear_backward
+
+n_in = shape[0]
+x = rng.standard_normal((4, n_in))
+w = rng.standard_normal((L.features, n_in)) / np.sqrt(n_in)   # (out, in), as torch stores it
+b = rng.standard_normal(L.features)
+out, cache = linear_forward(x, w, b)
+dout = rng.standard_normal(out.shape)
+dx, dw, db = linear_backward(dout, cache)
+
+xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+yt = torch.nn.functional.linear(xt, wt, bt)
+yt.backward(torch.tensor(dout))
+print("output shape   ", out.shape)
+for what, a, t in [("out", out, yt), ("dx", dx, xt.grad), ("dw", dw, wt.grad), ("db", db, bt.grad)]:
+    print(f"max |{what:>3} numpy - torch| = {np.abs(a - t.detach().numpy()).max():.2e}")
+''',
+}
+EXAMPLES["bn2d"] = EXAMPLES["bn1d"] = EXAMPLES["bn"]
+
+
+@returns_printed
+def example(name: str) -> None:
+    """Run and show the NumPy-vs-torch example of layer ``name``."""
+    from reference.architecture import layer
+
+    kind = layer(name).kind
+    print(run_and_show(_EXAMPLE_HEAD.format(name=name) + EXAMPLES[kind], title=f"{name}: NumPy vs PyTorch"))
+
+
+@returns_printed
+def layer_section(name: str) -> None:
+    """The whole section of one layer on its stage page."""
+    from reference.architecture import layer
+
+    L = layer(name)
+    lc = counts()[name]
+    key = f"`{L.key}`" if L.key else "no module"
+    print(f"## {name}\n\n*{KIND_WORDS[L.kind]}* — PyTorch {key}.\n")
+    print("### What it computes\n")
+    print(EQUATIONS[L.kind])
+    print("### Shapes, parameters and FLOPs\n")
+    print(derivation(name) + "\n")
+    print("### Implementation\n")
+    print(implementation_tabs(name))
+    print("\n### NumPy and PyTorch agree\n")
+    print("A small example, executed when this page was built (float64, random upstream gradient):\n")
+    print(example(name))
+    test = TEST_FILES[L.kind]
+    print(f"\nThe test that proves it for all shapes and parameters: {repo_link(test)} "
+          "(hypothesis-generated inputs, tolerances from "
+          f"{repo_link('tests/tolerances.py')}; see [Verification](../verification.md)).\n")
+    del lc
+
+
+# ----- receptive-field picture --------------------------------------------------------
+
+
+def rf_figure(name: str, caption: bool = True) -> str:
+    """The input grid (with the padding it sees) and the field of the centre unit of ``name``."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    f = fields()[name]
+    size = fields()["Input"].size
+    centre = (f.size - 1) // 2
+    low, high = f.span(centre)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    lo_view, hi_view = min(-1, low - 1), max(size, high + 1)
+    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor="#e8eefc", edgecolor="#3f51b5", lw=1.2,
+                           label=f"input {size}×{size}"))
+    for t in range(size + 1):
+        ax.plot([t - 0.5, t - 0.5], [-0.5, size - 0.5], color="#c5cae9", lw=0.4)
+        ax.plot([-0.5, size - 0.5], [t - 0.5, t - 0.5], color="#c5cae9", lw=0.4)
+    ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, facecolor="#ff980055",
+                           edgecolor="#e65100", lw=2, label=f"field of unit ({centre}, {centre}): {f.r}×{f.r}"))
+    c = f.centre(centre)
+    ax.plot([c], [c], marker="+", color="#b71c1c", ms=12, mew=2)
+    ax.set_xlim(lo_view - 0.5, hi_view + 0.5)
+    ax.set_ylim(hi_view + 0.5, lo_view - 0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("input column")
+    ax.set_ylabel("input row")
+    ax.set_title(f"{name}: output {f.size}×{f.size}, r = {f.r}, jump = {f.j}", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, ncol=1, frameon=False)
+    cap = None
+    if caption:
+        cap = (f"Receptive field of the centre unit ({centre}, {centre}) of the {name} output: input pixels "
+               f"{low} … {high} along each axis (the image is 0 … {size - 1}; outside is zero padding).")
+    return figure_html(fig, alt=f"receptive field of {name}", caption=cap)
+
+
+@returns_printed
+def rf_section(name: str) -> None:
+    """Receptive field of a stage's last layer: numbers, recurrence with this layer's values, picture."""
+    allf = fields()
+    names = list(allf)
+    f = allf[name]
+    # the window layer of this stage (the last conv/pool up to `name`) drives the change
+    from reference.architecture import LAYERS
+
+    windows = [L for L in LAYERS if L.kind in ("conv", "maxpool")]
+    steps = []
+    for L in windows:
+        if names.index(L.name) > names.index(name):
+            break
+        prev = allf[names[names.index(L.name) - 1]]
+        steps.append((L, prev, allf[L.name]))
+    rows = [[L.name, L.kernel, L.stride, L.padding or 0, prev.j, f"{prev.r} + ({L.kernel} − 1) · {prev.j} = {cur.r}",
+             cur.j, f"{cur.start:g}"] for L, prev, cur in steps]
+    print(md_table(["window", "k", "s", "p", "jump in", "r = r_in + (k − 1) · jump_in", "jump out", "start"], rows,
+                   "lrrrrlrr"))
+    print()
+    print(rf_figure(name))
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def samples():
+    """The committed real sample images: (images uint8 (N,32,32,3), labels, classes, source)."""
+    import numpy as np
+
+    with np.load(SAMPLES) as z:
+        return z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(z["source"])
+
+
+# --------------------------------------------------------------------------------------
+# the layer table beside the original's
+# --------------------------------------------------------------------------------------
+
+
+def errata_list():
+    """(rows of reference.table.layer_table, errata of the original table)."""
+    from reference.table import layer_table, table_errata
+
+    rows = layer_table()
+    return rows, table_errata(rows)
+
+
+@returns_printed
+def derived_table() -> None:
+    """The layer table as :func:`reference.table.to_markdown` formats it, in a div the tests find."""
+    from reference.table import to_markdown
+
+    rows, _ = errata_list()
+    text = to_markdown(rows)  # the table, then the notes on totals
+    print('<div id="derived-table" markdown>\n')
+    print(text)
+    print("\n</div>")
+
+
+@returns_printed
+def comparison_table() -> None:
+    """The printed table, cell for cell, with every cell that differs marked and numbered."""
+    import html
+
+    from reference.errata import parse_original_table
+
+    rows, errata = errata_list()
+    columns = ["Filter / size", "Stride / padding", "Feature map", "Weights", "Neurons", "FLOPs", "Receptive field"]
+    # the printed columns in the order of OriginalRow.cells, matched by the names errata use
+    from reference import errata as errata_module
+
+    printed_names = list(errata_module._COLUMNS.values()) if hasattr(errata_module, "_COLUMNS") else []
+    marks: dict[tuple[str, str], list[int]] = {}
+    for number, item in enumerate(errata, start=1):
+        marks.setdefault((item.row, item.column), []).append(number)
+    header_notes = [n for (row, col), ns in marks.items() if row == "(header)" for n in ns]
+    head = [f"{c}" for c in columns]
+    if header_notes:
+        flops_index = columns.index("FLOPs")
+        head[flops_index] += "".join(f' <sup>[{n}](#erratum-{n})</sup>' for n in header_notes)
+    out_rows = []
+    for printed in parse_original_table():
+        cells = []
+        for index, cell in enumerate(printed.cells):
+            column = printed_names[index] if index < len(printed_names) else ""
+            notes = marks.get((printed.name, column), [])
+            text = html.escape(cell)
+            if notes:
+                refs = "".join(f"<sup>[{n}](#erratum-{n})</sup>" for n in notes)
+                text = f'<span class="erratum">{text}</span>{refs}'
+            cells.append(text)
+        out_rows.append([f"**{printed.name}**"] + cells)
+    print(md_table(["Layer"] + head, out_rows, "l" + "c" * len(columns)))
+
+
+@returns_printed
+def errata_items() -> None:
+    """The numbered errata: printed, correct, why."""
+    _, errata = errata_list()
+    for number, item in enumerate(errata, start=1):
+        print(f'{number}. <a id="erratum-{number}"></a>**{item.row}**, *{item.column}*: printed `{item.printed}`, '
+              f"correct **{item.correct}** — {item.reason}.")
