@@ -1,0 +1,298 @@
+"""Evaluate a trained model: accuracy, per-class accuracy, loss and the confusion matrix.
+
+Conventions, written once:
+
+* the **confusion matrix** ``C`` has one row per *true* class and one column per *predicted*
+  class: ``C[t, p]`` counts the test images of class ``t`` that the model called ``p``. So
+  the diagonal holds the correct answers, ``C.sum()`` is the number of images, and row ``t``
+  sums to the number of images of class ``t``;
+* **accuracy** and **per-class accuracy** are fractions in [0, 1] (printed as percentages);
+  per-class accuracy is the diagonal divided by the row sums (the *recall* of each class);
+* **loss** is the mean cross-entropy of the logits (no label smoothing), in nats.
+
+Everything is accumulated on the model's device and read back once at the end -- calling
+``.item()`` on every batch would make the GPU wait for the CPU after each batch.
+
+Command line (``cifar-alexnet evaluate``)::
+
+    cifar-alexnet evaluate runs/fast-0001 --data ~/data/cifar10 --out confusion.png
+    cifar-alexnet evaluate alexnet_sukjoon.pth --data ~/data/cifar10 --limit-test 1000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from cifar_alexnet.atomic import atomic_path
+
+__all__ = ["EvalResult", "evaluate_model", "format_report", "normalize_uint8_images", "plot_confusion_matrix",
+           "default_device", "add_arguments", "run"]
+
+
+@dataclass
+class EvalResult:
+    """The outcome of :func:`evaluate_model`.
+
+    Attributes:
+        confusion: ``(C, C)`` int64, rows = true class, columns = predicted class.
+        loss: mean cross-entropy over all images.
+        classes: the ``C`` class names.
+    """
+
+    confusion: np.ndarray
+    loss: float
+    classes: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        """Number of images evaluated."""
+        return int(self.confusion.sum())
+
+    @property
+    def correct(self) -> int:
+        return int(np.trace(self.confusion))
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of images classified correctly."""
+        return self.correct / self.count if self.count else float("nan")
+
+    @property
+    def per_class_accuracy(self) -> np.ndarray:
+        """``(C,)``: fraction of each true class classified correctly (NaN for a class with no images)."""
+        per_class_total = self.confusion.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.diag(self.confusion) / per_class_total
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly dict (NaN per-class accuracies become ``None``)."""
+        return {
+            "count": self.count,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "classes": list(self.classes),
+            "per_class_accuracy": {c: (None if np.isnan(a) else float(a))
+                                   for c, a in zip(self.classes, self.per_class_accuracy)},
+            "confusion_matrix": self.confusion.tolist(),
+        }
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def normalize_uint8_images(images, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 images ``(N, 32, 32, 3)`` (HWC, as stored) -> normalised float32 ``(N, 3, 32, 32)``.
+
+    ``x = (pixel / 255 - mean[c]) / std[c]`` per channel, the same as torchvision's
+    ``ToTensor`` + ``Normalize``.
+    """
+    images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3); got {tuple(images.shape)} {images.dtype}")
+    x = images.permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    return (x - mean_t) / std_t
+
+
+def _batches_from_arrays(images, labels, batch_size: int, mean, std) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` batches from whole-set arrays: uint8 NHWC (normalised here) or float NCHW (as is)."""
+    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).long()
+    is_uint8 = (images.dtype == torch.uint8) if isinstance(images, torch.Tensor) else (np.asarray(images).dtype == np.uint8)
+    if is_uint8 and (mean is None or std is None):
+        raise ValueError("evaluate_model: uint8 images need mean= and std= (the normalisation of training, "
+                         "stored in the checkpoint metadata)")
+    if len(images) != len(labels):
+        raise ValueError(f"evaluate_model: {len(images)} images but {len(labels)} labels")
+    for start in range(0, len(labels), batch_size):
+        chunk = images[start:start + batch_size]
+        x = normalize_uint8_images(chunk, mean, std) if is_uint8 else torch.as_tensor(chunk)
+        yield x, labels[start:start + batch_size]
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, data, *, classes: Sequence[str] | None = None, batch_size: int = 500,
+                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                   tta_flip: bool = False, channels_last: bool = False) -> EvalResult:
+    """Classify a whole data set and summarise the result.
+
+    Args:
+        model: maps ``(N, 3, 32, 32)`` float to ``(N, C)`` logits. Evaluated in ``eval()``
+            mode (its previous mode is restored afterwards) on its own device.
+        data: either an iterable of ``(x, y)`` batches (a ``DataLoader``, a ``DeviceLoader``:
+            ``x`` normalised float ``(B, 3, 32, 32)``, ``y`` int ``(B,)``), or a tuple
+            ``(images, labels)`` of whole-set arrays: uint8 ``(N, 32, 32, 3)`` images (then
+            ``mean`` and ``std`` are required) or normalised float ``(N, 3, 32, 32)``.
+        classes: the class names; default ``("0", "1", ...)``.
+        batch_size: for ``(images, labels)`` input.
+        mean, std: per-channel normalisation for uint8 input, in [0, 1] units.
+        tta_flip: average the logits of each image and its mirror image.
+        channels_last: feed the model NHWC-strided tensors.
+
+    Returns:
+        :class:`EvalResult`.
+    """
+    device = next(model.parameters()).device
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple):
+        batches = _batches_from_arrays(data[0], data[1], batch_size, mean, std)
+    else:
+        batches = data
+    num_classes = None
+    confusion = None
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in batches:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True).long()
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)  # (B, C)
+            if tta_flip:
+                logits = (logits + model(x.flip(3))) / 2  # flip the width axis
+            logits = logits.float()
+            if confusion is None:
+                num_classes = logits.shape[1]
+                confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+            pred = logits.argmax(dim=1)  # (B,)
+            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes)
+    finally:
+        model.train(was_training)
+    if confusion is None:
+        raise ValueError("evaluate_model: the data is empty")
+    matrix = confusion.view(num_classes, num_classes).cpu().numpy()  # (true, predicted)
+    names = tuple(classes) if classes is not None else tuple(str(i) for i in range(num_classes))
+    if len(names) != num_classes:
+        raise ValueError(f"evaluate_model: {len(names)} class names for a model with {num_classes} outputs")
+    count = int(matrix.sum())
+    return EvalResult(confusion=matrix, loss=float(loss_sum.item()) / count, classes=names)
+
+
+def format_report(result: EvalResult, title: str = "") -> str:
+    """The text report: overall numbers, per-class accuracy and the confusion matrix with class names."""
+    width = max(6, max(len(c) for c in result.classes))
+    lines = []
+    if title:
+        lines += [title, "=" * len(title)]
+    lines.append(f"images: {result.count}   accuracy: {100 * result.accuracy:.2f} %   "
+                 f"loss: {result.loss:.4f}")
+    lines.append("")
+    lines.append(f"{'class':<{width}}  {'images':>6}  {'correct':>7}  {'accuracy':>8}")
+    totals = result.confusion.sum(axis=1)
+    for name, total, correct, acc in zip(result.classes, totals, np.diag(result.confusion),
+                                         result.per_class_accuracy):
+        acc_text = "-" if np.isnan(acc) else f"{100 * acc:.2f} %"
+        lines.append(f"{name:<{width}}  {total:>6}  {correct:>7}  {acc_text:>8}")
+    lines.append("")
+    lines.append("confusion matrix (rows: true class, columns: predicted class)")
+    col = max(5, len(str(result.confusion.max())) + 1)
+    short = [c[:col - 1] for c in result.classes]
+    lines.append(" " * width + "".join(f"{s:>{col}}" for s in short))
+    for name, row in zip(result.classes, result.confusion):
+        lines.append(f"{name:<{width}}" + "".join(f"{v:>{col}}" for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(result: EvalResult, path: str | Path, *, title: str = "") -> Path:
+    """Write the confusion matrix as a PNG heat map (row-normalised colours, counts as text).
+
+    Uses matplotlib's object-oriented API with the Agg canvas, so it works without a display
+    and does not touch pyplot's global state. Written atomically.
+    """
+    from matplotlib.figure import Figure
+
+    matrix = result.confusion
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.nan_to_num(matrix / matrix.sum(axis=1, keepdims=True))
+    n = len(result.classes)
+    fig = Figure(figsize=(1.0 + 0.7 * n, 1.0 + 0.6 * n), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="fraction of the true class")
+    ax.set_xticks(range(n), result.classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), result.classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or f"accuracy {100 * result.accuracy:.2f} % on {result.count} images")
+    if n <= 20:
+        for t in range(n):
+            for p in range(n):
+                ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=7,
+                        color="white" if fractions[t, p] > 0.5 else "black")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cifar-alexnet evaluate``."""
+    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
+                        help="a .safetensors checkpoint, a run directory (uses best.safetensors), or the "
+                             "original notebook's .pth state_dict")
+    parser.add_argument("--data", default=None,
+                        help="CIFAR-10 location (see `cifar-alexnet train --help`); default: the cache")
+    parser.add_argument("--download", action="store_true", help="download the official archive if missing")
+    parser.add_argument("--cache-dir", default=None, help="cache for decoded image folders (default: the "
+                        "data module's, $CIFAR_ALEXNET_CACHE or ~/.cache/cifar-alexnet)")
+    parser.add_argument("--limit-test", type=int, default=None, metavar="N",
+                        help="evaluate a class-balanced subset of N test images, N a multiple of the number "
+                             "of classes (quick checks)")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--tta-flip", action="store_true", help="average each image's and its mirror's logits")
+    parser.add_argument("--out", type=Path, default=None, metavar="PNG",
+                        help="write the confusion matrix as a PNG here")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the text report")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``cifar-alexnet evaluate``: returns the exit status (0 ok, 2 bad input)."""
+    from cifar_alexnet.checkpoint import model_from_checkpoint
+    from cifar_alexnet.data import class_balanced_subset, load_cifar10
+
+    if args.batch_size < 1 or (args.limit_test is not None and args.limit_test < 1):
+        print("error: --batch-size and --limit-test must be positive", file=sys.stderr)
+        return 2
+    device = torch.device(args.device) if args.device else default_device()
+    try:
+        model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
+        _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir)
+        classes = tuple(meta["classes"])
+        if tuple(test.classes) != classes:
+            raise ValueError(f"the checkpoint's classes {classes} differ from the data's {tuple(test.classes)}")
+        if args.limit_test is not None and args.limit_test < len(test.labels):
+            test = class_balanced_subset(test, args.limit_test, seed=0)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and DataError are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result = evaluate_model(model, (test.images, test.labels), classes=classes, batch_size=args.batch_size,
+                            mean=meta["mean"], std=meta["std"], tta_flip=args.tta_flip)
+    title = f"{args.checkpoint} on {test.source} test set" + (" (flip TTA)" if args.tta_flip else "")
+    if args.out is not None:
+        plot_confusion_matrix(result, args.out, title=f"{Path(str(args.checkpoint)).name}: "
+                                                      f"{100 * result.accuracy:.2f} % ({result.count} images)")
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "data": test.source, "tta_flip": args.tta_flip,
+                          "epoch": meta.get("epoch"), **result.to_dict()}, indent=2))
+    else:
+        print(format_report(result, title=title))
+        if args.out is not None:
+            print(f"\nconfusion matrix written to {args.out}")
+    return 0

@@ -1,0 +1,144 @@
+"""Classify image files with a trained checkpoint and print the top-k classes with their probabilities.
+
+Image size policy (decided here, once): the network takes 32x32 RGB images, the size of
+CIFAR-10. An image of any other size is **refused** with a message that names the file, its
+size and the fix, because silently shrinking a photo to 32x32 gives an input unlike anything
+the model saw in training, and the answer would look more trustworthy than it is. Pass
+``--resize`` to accept other sizes anyway: the image is centre-cropped to a square and
+resized to 32x32 (bicubic). Any PIL colour mode is converted to RGB (grayscale is fine: a
+third of the training images were grayscale; transparency is dropped).
+
+The probabilities are the softmax of the logits; for each image they sum to 1.
+
+Command line (``cifar-alexnet predict``)::
+
+    cifar-alexnet predict runs/fast-0001 cat.png ship.jpg --top-k 3
+    cifar-alexnet predict best.safetensors photo.jpg --resize --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["IMAGE_SIZE", "load_image", "predict_probabilities", "top_k", "add_arguments", "run"]
+
+#: Height and width the model takes.
+IMAGE_SIZE = 32
+
+
+def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
+    """Read one image file as uint8 ``(32, 32, 3)`` RGB.
+
+    Args:
+        path: any format PIL reads (PNG, JPEG, BMP, ...).
+        resize: accept sizes other than 32x32 by centre-cropping to a square and resizing.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not an image, or it is not 32x32 and ``resize`` is False.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"{path}: not an image PIL can read ({exc})") from exc
+    width, height = image.size
+    if (width, height) != (IMAGE_SIZE, IMAGE_SIZE):
+        if not resize:
+            raise ValueError(
+                f"{path}: the model takes {IMAGE_SIZE}x{IMAGE_SIZE} RGB images (CIFAR-10 size), this one is "
+                f"{width}x{height}. Resize it yourself, or pass --resize (resize=True) to centre-crop it to a "
+                f"square and shrink it to {IMAGE_SIZE}x{IMAGE_SIZE}; expect less reliable answers for photos "
+                "that do not look like CIFAR-10 images.")
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side)).resize((IMAGE_SIZE, IMAGE_SIZE),
+                                                                        Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)  # (32, 32, 3) HWC
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, images: np.ndarray, mean: Sequence[float],
+                          std: Sequence[float]) -> np.ndarray:
+    """Class probabilities for uint8 images.
+
+    Args:
+        model: an eval-mode classifier on any device.
+        images: uint8 ``(N, 32, 32, 3)``.
+        mean, std: the training normalisation (checkpoint metadata), [0, 1] units.
+
+    Returns:
+        float64 ``(N, C)``, each row summing to 1.
+    """
+    from cifar_alexnet.evaluate import normalize_uint8_images
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        x = normalize_uint8_images(images, mean, std).to(device)  # (N, 3, 32, 32)
+        logits = model(x).double()  # (N, C)
+    finally:
+        model.train(was_training)
+    return torch.softmax(logits, dim=1).cpu().numpy()
+
+
+def top_k(probabilities: np.ndarray, classes: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    """For each row of ``probabilities`` ``(N, C)``: the ``k`` most probable ``(class, probability)``, best first."""
+    k = max(1, min(k, probabilities.shape[1]))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k)
+    return [[(classes[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cifar-alexnet predict``."""
+    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
+                        help="a .safetensors checkpoint, a run directory, or the original notebook's .pth")
+    parser.add_argument("images", metavar="IMAGE", nargs="+", type=Path, help="image files, 32x32 RGB")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to list per image (default 3)")
+    parser.add_argument("--resize", action="store_true",
+                        help="accept images of other sizes: centre-crop to a square and resize to 32x32")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``cifar-alexnet predict``: returns the exit status (0 ok, 2 bad input)."""
+    from cifar_alexnet.checkpoint import model_from_checkpoint
+    from cifar_alexnet.evaluate import default_device
+
+    if args.top_k < 1:
+        print("error: --top-k must be at least 1", file=sys.stderr)
+        return 2
+    device = torch.device(args.device) if args.device else default_device()
+    try:
+        model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
+        images = np.stack([load_image(p, resize=args.resize) for p in args.images])  # (N, 32, 32, 3)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    probabilities = predict_probabilities(model, images, meta["mean"], meta["std"])
+    results = top_k(probabilities, meta["classes"], args.top_k)
+    if args.json:
+        print(json.dumps([{"image": str(p), "top_k": [{"class": c, "probability": pr} for c, pr in ranking]}
+                          for p, ranking in zip(args.images, results)], indent=2))
+    else:
+        for path, ranking in zip(args.images, results):
+            print(f"{path}: " + ", ".join(f"{c} {100 * pr:.1f} %" for c, pr in ranking))
+    return 0
