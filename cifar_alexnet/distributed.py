@@ -1,0 +1,226 @@
+"""Data-parallel training over several processes (``torchrun``), and the helpers it needs.
+
+How a run is launched::
+
+    torchrun --nproc_per_node=4 -m cifar_alexnet train --recipe fast
+
+``torchrun`` starts one process per GPU and tells each who it is through environment
+variables: ``RANK`` (0 .. WORLD_SIZE-1, unique over all machines), ``WORLD_SIZE`` (number of
+processes) and ``LOCAL_RANK`` (index on this machine = which GPU to use). Without them the
+trainer runs as a single process and nothing here does anything.
+
+The conventions of a distributed run (written once, here):
+
+* **The batch size is global.** ``--batch-size 512`` with 4 processes means 128 images per
+  process per step; it must be divisible by the number of processes. Every process draws the
+  same permutation and augmentation parameters for the global batch and takes its contiguous
+  slice (:class:`cifar_alexnet.device_data.DeviceLoader`), so -- with synchronised BatchNorm
+  -- the run computes what one process with the whole batch would.
+* **The learning rate is not scaled.** Because the global batch is what you asked for, the
+  recipe's learning rate is used as it is.
+* **Gradients are averaged** by :class:`~torch.nn.parallel.DistributedDataParallel` (an
+  all-reduce after each backward pass). ``DataParallel`` is not used: it is single-process,
+  slower, and deprecated for training.
+* **BatchNorm** normalises with the statistics of the process's own slice unless
+  ``--sync-bn`` is given; then every BatchNorm layer uses the statistics of the global batch
+  (``torch.nn.SyncBatchNorm`` on GPUs; :class:`GlobalBatchNorm` below on CPUs, where PyTorch's
+  SyncBatchNorm refuses to run).
+* **Only rank 0 writes** checkpoints, histories, plots and log lines. Metrics (loss sums,
+  correct counts) are all-reduced, so the history is that of the whole data set.
+* Backends: NCCL between GPUs, gloo between CPU processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "DistContext",
+    "GlobalBatchNorm",
+    "all_reduce_sum",
+    "all_reduce_max",
+    "context_from_env",
+    "convert_to_global_batchnorm",
+    "convert_to_sync_batchnorm",
+    "init_distributed",
+    "shutdown_distributed",
+    "wrap_model",
+]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Who this process is in a (possibly one-process) run.
+
+    Attributes:
+        rank: global index of the process (0 for a single process).
+        world_size: number of processes (1 for a single process).
+        local_rank: index of the process on its machine (selects the GPU).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when several processes train together."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True for the one process that writes files and prints (rank 0)."""
+        return self.rank == 0
+
+
+def context_from_env(environ: dict | None = None) -> DistContext:
+    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by ``torchrun``.
+
+    Raises:
+        ValueError: the variables are inconsistent (e.g. ``RANK`` >= ``WORLD_SIZE``).
+    """
+    env = os.environ if environ is None else environ
+    if "WORLD_SIZE" not in env or "RANK" not in env:
+        return DistContext()
+    try:
+        ctx = DistContext(rank=int(env["RANK"]), world_size=int(env["WORLD_SIZE"]),
+                          local_rank=int(env.get("LOCAL_RANK", env["RANK"])))
+    except ValueError:
+        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (they are set by torchrun; "
+                         f"got RANK={env.get('RANK')!r} WORLD_SIZE={env.get('WORLD_SIZE')!r})") from None
+    if not (ctx.world_size >= 1 and 0 <= ctx.rank < ctx.world_size and ctx.local_rank >= 0):
+        raise ValueError(f"inconsistent torchrun environment: RANK={ctx.rank} WORLD_SIZE={ctx.world_size} "
+                         f"LOCAL_RANK={ctx.local_rank}")
+    return ctx
+
+
+def init_distributed(ctx: DistContext, device: torch.device) -> None:
+    """Join the process group (NCCL for CUDA devices, gloo otherwise); no-op for one process.
+
+    ``MASTER_ADDR``/``MASTER_PORT`` come from ``torchrun`` (the ``env://`` rendezvous).
+    """
+    if not ctx.enabled or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size)
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group (if one was joined)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Sum ``tensor`` over all processes, in place; returns it. No-op for one process."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Element-wise maximum of ``tensor`` over all processes, in place; returns it."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm over the global batch of all processes, on any device (CPU included).
+
+    Same parameters, buffers and results as ``nn.BatchNorm1d/2d`` applied to the
+    concatenation of every process's batch. In training mode, per channel ``c``:
+
+    1. ``count = all_reduce(N_local * H * W)``
+    2. ``mean_c = all_reduce(sum x[:, c]) / count``
+    3. ``var_c = all_reduce(sum (x[:, c] - mean_c)^2) / count`` (biased, used to normalise;
+       two passes rather than ``E[x^2] - E[x]^2``, which loses digits in float32)
+    4. ``out = (x - mean_c) / sqrt(var_c + eps) * weight_c + bias_c``
+    5. running estimates: ``new = (1 - momentum) * old + momentum * batch`` with the
+       *unbiased* variance ``var_c * count / (count - 1)``, as PyTorch does.
+
+    The all-reduces are :func:`torch.distributed.nn.functional.all_reduce`, which is
+    differentiable (its backward pass all-reduces the gradient), so autograd yields the exact
+    gradient of the global computation. In eval mode it is plain BatchNorm with the running
+    statistics. PyTorch's ``nn.SyncBatchNorm`` does the same with fused kernels but only on
+    accelerators; the trainer uses it on GPUs and this class on CPUs.
+
+    Shapes:
+        input ``(N, C)`` or ``(N, C, H, W)``; output the same.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (2, 4):
+            raise ValueError(f"GlobalBatchNorm expects (N, C) or (N, C, H, W) input, got shape {tuple(input.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not self.training or not (dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+
+        reduce_dims = [0] if x.dim() == 2 else [0, 2, 3]
+        shape = [1, -1] + [1] * (x.dim() - 2)  # broadcast a (C,) vector over x
+        local_count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
+        count = differentiable_all_reduce(local_count)  # (1,)
+        mean = differentiable_all_reduce(x.sum(dim=reduce_dims)) / count  # (C,)
+        centred = x - mean.reshape(shape)
+        var = differentiable_all_reduce((centred * centred).sum(dim=reduce_dims)) / count  # (C,) biased
+        out = centred * torch.rsqrt(var + self.eps).reshape(shape)
+        if self.affine:
+            out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var.detach() * count / (count - 1)
+                self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+        return out
+
+
+def convert_to_global_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm1d/2d in ``module`` by a :class:`GlobalBatchNorm`.
+
+    The new layers take over the old ones' parameter and buffer *objects* (not copies), so an
+    optimizer built before the conversion still updates the right tensors.
+    """
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        new = GlobalBatchNorm(module.num_features, eps=module.eps, momentum=module.momentum,
+                              affine=module.affine, track_running_stats=module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_to_global_batchnorm(child))
+    return module
+
+
+def convert_to_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """BatchNorm over the global batch: ``nn.SyncBatchNorm`` on accelerators, :class:`GlobalBatchNorm` on CPUs.
+
+    Both keep the parameter objects and the state_dict keys, so checkpoints load into a plain
+    :class:`~cifar_alexnet.model.AlexNet`.
+    """
+    if device.type == "cpu":
+        return convert_to_global_batchnorm(model)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
+    """``model`` itself for one process; a ``DistributedDataParallel`` wrapper around it otherwise."""
+    if not ctx.enabled:
+        return model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
