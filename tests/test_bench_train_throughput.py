@@ -1,0 +1,79 @@
+"""bench/train_throughput.py: the smoke setting runs both sides and writes a complete result.
+
+Only the mechanics are tested here (no timing assertions: performance claims come from the
+benchmark's own printed table, never from unit tests).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _analytic_forward_macs() -> int:
+    """Conv and linear multiply-accumulates of the network, from the layer shapes of the write-up."""
+    convs = [  # (c_in, c_out, output side)
+        (3, 64, 34), (64, 192, 19), (192, 384, 9), (384, 256, 9), (256, 256, 9)]
+    linears = [(4096, 2048), (2048, 2048), (2048, 10)]
+    return sum(c_in * 3 * 3 * c_out * side * side for c_in, c_out, side in convs) + sum(i * o for i, o in linears)
+
+
+def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
+    bench = _load("train_throughput")
+    out = tmp_path / "results" / "tt.json"
+    assert bench.main(["--smoke", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    printed = capsys.readouterr().out
+
+    assert result["forward_macs_per_image"] == _analytic_forward_macs()
+    assert result["train_flops_per_image"] == 6 * _analytic_forward_macs()
+    for key in ("device", "torch_version", "cpu_count", "command", "data_variant", "matmul_flops_per_s"):
+        assert result[key] not in (None, "")
+    assert "--smoke" in result["command"]
+    for name in ("original", "project"):
+        side = result["sides"][name]
+        assert side["images_per_s"] > 0 and len(side["images_per_s_each_repeat"]) == 1
+        assert side["matmul_fraction"] == pytest.approx(side["flops_per_s"] / result["matmul_flops_per_s"])
+    assert result["speedup_project_over_original"] == pytest.approx(
+        result["sides"]["project"]["images_per_s"] / result["sides"]["original"]["images_per_s"])
+    assert "project / original" in printed and "of matmul" in printed
+    assert [p.name for p in out.parent.iterdir()] == ["tt.json"]
+
+
+def test_both_sides_train_on_every_image():
+    """One epoch of each side consumes exactly the images given (the original's loop and the trainer's step)."""
+    import numpy as np
+    import torch
+
+    bench = _load("train_throughput")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 6)
+    mean, std = [0.5] * 3, [0.25] * 3
+    original = bench.OriginalSide(images, labels, mean, std, torch.device("cpu"), batch_size=3, workers=0)
+    project = bench.ProjectSide(images, labels, mean, std, torch.device("cpu"), batch_size=3, channels_last=True)
+    before = {k: v.clone() for k, v in project.trainer.model.state_dict().items()}
+    assert original.epoch() == 6
+    assert project.epoch() == 6
+    after = project.trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the step really updated the weights
+    assert project.trainer.optimizer.state_dict()["state"][0]["step"].item() == 2
+
+
+def test_bad_sizes_are_refused(capsys):
+    bench = _load("train_throughput")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--images", "100", "--batch-size", "64"])
+    assert "multiple of --batch-size" in capsys.readouterr().err
