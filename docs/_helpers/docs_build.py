@@ -481,17 +481,20 @@ TORCH_FUNCTIONAL = {
     "linear": "torch.nn.functional.linear(x, weight, bias)",
 }
 
-#: The test module that proves NumPy and PyTorch agree, per layer kind.
-TEST_FILES = {
-    "conv": "tests/test_conv.py",
-    "bn2d": "tests/test_batchnorm.py",
-    "bn1d": "tests/test_batchnorm.py",
-    "relu": "tests/test_relu.py",
-    "maxpool": "tests/test_pool.py",
-    "flatten": "tests/test_flatten.py",
-    "dropout": "tests/test_dropout.py",
-    "linear": "tests/test_linear.py",
-}
+def tests_using(function_name: str) -> list[str]:
+    """The test files (``tests/test_*.py``) that call ``function_name`` and import torch.
+
+    These are the tests that compare the NumPy function with PyTorch; the build fails if
+    there is none, so a layer page never links to a test that does not exist.
+    """
+    found = []
+    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if re.search(rf"\b{re.escape(function_name)}\b", text) and re.search(r"^\s*(import|from) torch", text, re.M):
+            found.append(path.relative_to(REPO_ROOT).as_posix())
+    if not found and not os.environ.get("DOCS_DEV_ALLOW_MISSING"):  # TEMP: removed before release
+        raise FileNotFoundError(f"docs: no test in tests/ compares {function_name} with torch")
+    return found
 
 
 @returns_printed
@@ -689,8 +692,9 @@ def layer_section(name: str) -> None:
     print("\n### NumPy and PyTorch agree\n")
     print("A small example, executed when this page was built (float64, random upstream gradient):\n")
     print(example(name))
-    test = TEST_FILES[L.kind]
-    print(f"\nThe test that proves it for all shapes and parameters: {repo_link(test)} "
+    module_name, functions, _ = NUMPY_FUNCTIONS[L.kind]
+    links = ", ".join(repo_link(t) for t in tests_using(functions[0]))
+    print(f"\nThe tests that prove it for all shapes and parameters: {links} "
           "(hypothesis-generated inputs, tolerances from "
           f"{repo_link('tests/tolerances.py')}; see [Verification](../verification.md)).\n")
     del lc
@@ -839,3 +843,218 @@ def errata_items() -> None:
     for number, item in enumerate(errata, start=1):
         print(f'{number}. <a id="erratum-{number}"></a>**{item.row}**, *{item.column}*: printed `{item.printed}`, '
               f"correct **{item.correct}** — {item.reason}.")
+
+
+# --------------------------------------------------------------------------------------
+# receptive fields measured with autograd
+# --------------------------------------------------------------------------------------
+
+
+def empirical_receptive_field(upto: str, size: int = 96):
+    """Measure the receptive field of the centre unit of layer ``upto`` with autograd.
+
+    The convolutional stack of :class:`cifar_alexnet.model.AlexNet` up to (and including) the
+    module of ``upto`` is run on a ``size`` × ``size`` input, large enough that the field of
+    the centre unit lies inside it. The gradient of that single unit with respect to the
+    input is non-zero exactly on the pixels the unit depends on -- after two changes that
+    keep the geometry but stop the gradient from being *sparser* than the dependence:
+
+    * ``MaxPool2d`` -> ``AvgPool2d`` with the same window and stride (a max-pool sends the
+      gradient to one pixel of the window only);
+    * ``ReLU`` -> identity (a ReLU zeroes the gradient where its input was negative);
+
+    and all convolution weights made positive, so that no two paths cancel.
+
+    Returns:
+        ``(support, rows, cols)``: the gradient magnitude ``(size, size)`` summed over channels,
+        and the first/last input row and column where it is non-zero.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    from reference.architecture import layer
+
+    key = layer(upto).key
+    index = int(key.split(".")[1])
+    stack = copy.deepcopy(_model().features[: index + 1]).double().eval()
+    for i, module in enumerate(stack):
+        if isinstance(module, nn.MaxPool2d):
+            stack[i] = nn.AvgPool2d(module.kernel_size, module.stride)
+        elif isinstance(module, nn.ReLU):
+            stack[i] = nn.Identity()
+        elif isinstance(module, nn.Conv2d):
+            with torch.no_grad():
+                module.weight.abs_()
+    x = torch.rand(1, 3, size, size, dtype=torch.float64, requires_grad=True)
+    out = stack(x)  # (1, C, H', W')
+    h, w = out.shape[-2:]
+    out[0, :, (h - 1) // 2, (w - 1) // 2].sum().backward()  # the centre unit, all its channels
+    support = x.grad[0].abs().sum(0)  # (size, size)
+    nonzero = torch.nonzero(support)
+    rows = (int(nonzero[:, 0].min()), int(nonzero[:, 0].max()))
+    cols = (int(nonzero[:, 1].min()), int(nonzero[:, 1].max()))
+    return support.numpy(), rows, cols
+
+
+@returns_printed
+def receptive_field_comparison(size: int = 96) -> None:
+    """Analytic vs measured receptive field of every conv and pooling output, table + figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from reference.architecture import LAYERS
+    from reference.errata import parse_original_table
+    from reference.receptive_field import receptive_fields
+
+    printed = {row.name: row.receptive_field for row in parse_original_table()}
+    analytic = {f.name: f for f in receptive_fields(LAYERS, size)}
+    names = [L.name for L in LAYERS if L.kind in ("conv", "maxpool")]
+    rows, panels = [], []
+    for name in names:
+        f = analytic[name]
+        support, (r0, r1), (c0, c1) = empirical_receptive_field(name, size)
+        centre = (f.size - 1) // 2
+        low, high = f.span(centre)
+        measured = r1 - r0 + 1
+        agree = "yes" if (r0, r1) == (low, high) and (c0, c1) == (low, high) else "**no**"
+        shown = printed.get(name)
+        rows.append([name, f.r, measured, f"{low} … {high}", f"{r0} … {r1}", agree, "-" if shown is None else shown])
+        panels.append((name, support, low, high))
+    print(md_table(["layer", "analytic r", "measured width", "analytic span (centre unit)", "measured span",
+                    "agree", "printed in the write-up"], rows, "lrrllcr"))
+    cols = 4
+    fig, axes = plt.subplots(2, cols, figsize=(11, 6))
+    for ax, (name, support, low, high) in zip(axes.flat, panels):
+        ax.imshow(np.log10(support + 1e-30).clip(min=np.log10(support.max()) - 12), cmap="magma")
+        ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False,
+                               edgecolor="#00e5ff", lw=1.2))
+        ax.set_title(f"{name}: r = {high - low + 1}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    print()
+    print(figure_html(fig, "measured receptive fields", caption=(
+        f"|∂(centre unit)/∂input| on a {size}×{size} input (log scale, dark = 0) for each convolution and "
+        "pooling output; the cyan square is the analytic field. Computed with autograd when this page was built.")))
+
+
+# --------------------------------------------------------------------------------------
+# the data page
+# --------------------------------------------------------------------------------------
+
+
+@returns_printed
+def sample_grid() -> None:
+    """All committed sample images, one column per class."""
+    import matplotlib.pyplot as plt
+
+    images, labels, classes, source = samples()
+    per_class = len(images) // len(classes)
+    fig, axes = plt.subplots(per_class, len(classes), figsize=(1.1 * len(classes), 1.25 * per_class))
+    for k, name in enumerate(classes):
+        picks = [i for i in range(len(images)) if labels[i] == k]
+        for row, i in enumerate(picks):
+            ax = axes[row, k]
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    print(figure_html(fig, "CIFAR-10 sample images", caption=f"The committed samples: {source}."))
+
+
+def augmentation_steps():
+    """The random augmentations of the original training transform, each made to always fire.
+
+    Taken from :func:`cifar_alexnet.data.original_train_transform` (so the page shows the
+    pipeline the trainer uses), without ``ToTensor``/``Normalize``. A step with a probability
+    ``p`` is copied with ``p = 1`` so its effect is visible on every image; the real ``p``
+    is returned beside it.
+    """
+    import copy
+
+    from cifar_alexnet.data import original_train_transform
+
+    pipeline = original_train_transform((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    steps = []
+    for step in pipeline.transforms:
+        name = type(step).__name__
+        if name in ("ToTensor", "Normalize"):
+            continue
+        shown = copy.copy(step)
+        p = getattr(step, "p", None)
+        if p is not None:
+            shown.p = 1.0
+        steps.append((name, step, shown, p))
+    return steps
+
+
+@returns_printed
+def augmentation_grid(n_images: int = 6, seed: int = 0) -> None:
+    """Rows: sample images; columns: original, each augmentation alone, the whole pipeline."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cifar_alexnet.data import original_train_transform
+
+    images, labels, classes, _ = samples()
+    per_class = len(images) // len(classes)
+    picks = list(range(0, len(images), per_class))[:n_images]  # one image each of the first classes
+    steps = augmentation_steps()
+    pipeline = original_train_transform((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # identity normalisation
+    titles = ["original"] + [name + ("\n(p = 1 here)" if p is not None else "") for name, _, _, p in steps] + [
+        "whole pipeline"]
+    torch.manual_seed(seed)
+    fig, axes = plt.subplots(len(picks), len(titles), figsize=(1.55 * len(titles), 1.6 * len(picks)))
+    for row, i in enumerate(picks):
+        pil = Image.fromarray(images[i])
+        shown = [pil] + [applied(pil) for _, _, applied, _ in steps]
+        whole = pipeline(pil).permute(1, 2, 0).numpy()  # ToTensor, identity Normalize: [0, 1] HWC
+        for col, im in enumerate(shown + [whole]):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(im), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(titles[col], fontsize=7)
+        axes[row, 0].set_ylabel(classes[labels[i]], fontsize=8)
+    fig.tight_layout()
+    probs = ", ".join(f"{name} p = {p:g}" for name, _, _, p in steps if p is not None)
+    print(figure_html(fig, "augmentations on real images", caption=(
+        "Each augmentation of the original training transform alone, then the whole pipeline, on real "
+        f"CIFAR-10 images (JPEG q75 copy). Random steps are shown with probability 1; in training: {probs}.")))
+
+
+# --------------------------------------------------------------------------------------
+# the command line
+# --------------------------------------------------------------------------------------
+
+
+def cli_help(*args: str) -> str:
+    """What ``cifar-alexnet ARGS --help`` prints, captured (100 columns wide), in a text block."""
+    from cifar_alexnet.cli import main
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            try:
+                main([*args, "--help"])
+            except SystemExit as stop:
+                if stop.code not in (0, None):
+                    raise RuntimeError(f"cifar-alexnet {' '.join(args)} --help exited with {stop.code}") from None
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+    return fence(f"$ cifar-alexnet {' '.join(args) + ' ' if args else ''}--help\n{buffer.getvalue()}", "text")
