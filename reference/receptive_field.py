@@ -29,6 +29,12 @@ A common mistake -- the one in the original write-up's table -- is to add ``k - 
 convolution and ignore the jump: after a stride-2 pooling every further 3x3 convolution
 widens the field by ``2 * j`` pixels, not by 2.
 
+Gaps: ``r`` is the *extent* of the field. When a stride is larger than the field of
+the units it steps over (``j_in > r_in``), neighbouring units of a window see disjoint,
+non-adjacent pixels and the field has holes -- e.g. a 1x1 convolution with stride 2
+followed by a 2x2 convolution sees pixels 0 and 2 but not 1. :attr:`ReceptiveField.contiguous`
+tracks this; in the AlexNet every field is contiguous.
+
 Note:
     In *training* mode BatchNorm normalises with the mean and variance of the whole batch,
     which depend on every pixel of every image; through them every output depends on the
@@ -59,6 +65,8 @@ class ReceptiveField:
         r: receptive field size in input pixels.
         j: jump -- input pixels between neighbouring output units.
         start: input coordinate of the centre of unit 0's field.
+        contiguous: every pixel between the field's first and last one is part of it (no
+            holes; see the module docstring).
     """
 
     name: str
@@ -66,6 +74,7 @@ class ReceptiveField:
     r: int
     j: int
     start: float
+    contiguous: bool = True
 
     def centre(self, index: int) -> float:
         """Input coordinate of the centre of the field of output unit ``index``."""
@@ -98,6 +107,8 @@ def _window(field: ReceptiveField, name: str, kernel: int, stride: int, padding:
         r=field.r + (kernel - 1) * field.j,
         j=field.j * stride,
         start=field.start + ((kernel - 1) / 2 - padding) * field.j,
+        # A window of k >= 2 units whose fields (r_in wide, j_in apart) leave gaps between them.
+        contiguous=field.contiguous and (kernel == 1 or field.r >= field.j),
     )
 
 
@@ -121,7 +132,7 @@ def receptive_fields(layers: Iterable[Layer] = LAYERS, input_size: int = INPUT_S
             # Every input position feeds every output: a window as wide as the input.
             field = _window(field, layer.name, kernel=field.size, stride=1, padding=0)
         elif layer.kind in ("bn2d", "bn1d", "relu", "dropout", "flatten"):
-            field = ReceptiveField(layer.name, field.size, field.r, field.j, field.start)
+            field = ReceptiveField(layer.name, field.size, field.r, field.j, field.start, field.contiguous)
         else:
             raise ValueError(f"{layer.name}: unknown layer kind {layer.kind!r}")
         result.append(field)
