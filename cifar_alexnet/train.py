@@ -756,13 +756,14 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[EpochProgress, float] | Non
             lr = learning_rate(t.config, (epoch - 1) * t.steps_per_epoch + progress.step, total_steps)
             train_step(t, x, y, lr, progress)
             bar.update(1)
-            at_sync_point = progress.step % t.sync_every == 0 or progress.step == t.steps_per_epoch
-            if at_sync_point and check_for_stop(t, progress, epoch):
-                progress.train_time_s += time.perf_counter() - started
-                save_mid_epoch(t, epoch, progress, epoch_start_generator_state)
-                return None
-            if not t.ctx.enabled and t.stop.signal_name:  # one process: stop right after this step
-                check_for_stop(t, progress, epoch)  # still refuse to save a diverged state
+            last_step = progress.step == t.steps_per_epoch
+            at_sync_point = progress.step % t.sync_every == 0 or last_step
+            # One process: the signal flag is a Python variable, read after every step. Several
+            # processes must agree on the step to stop at, which needs a collective: only at
+            # sync points. Either way, a diverged state is never saved (check_for_stop raises).
+            must_check = at_sync_point or (not t.ctx.enabled and t.stop.signal_name is not None)
+            stopping = must_check and check_for_stop(t, progress, epoch)
+            if stopping and not last_step:  # after the last step the epoch ends normally, then _fit stops
                 progress.train_time_s += time.perf_counter() - started
                 save_mid_epoch(t, epoch, progress, epoch_start_generator_state)
                 return None
@@ -1002,8 +1003,8 @@ def train(config: TrainConfig) -> Path:
             if t.start_epoch > config.epochs:
                 t.log(f"{t.run_dir}: all {config.epochs} epochs are done already (pass --epochs N to extend it)")
                 return t.run_dir
+            t.stop.install()  # before the first line: whoever reads it may signal at once
             t.log(_describe(t))
-            t.stop.install()
             try:
                 _fit(t)
             finally:

@@ -1,0 +1,195 @@
+"""Stopping and resuming: epoch-boundary resume, SIGINT/SIGTERM mid-run, kill -9 while a
+checkpoint is written, and a diverging loss.
+
+The claim under test: on a CPU with ``--deterministic``, a run that is stopped (cleanly) and
+resumed ends with *bit-identical* weights to a run that was never stopped. That only holds
+if every random stream (the loader's shuffling/augmentation generator, dropout's global
+generator) and every piece of optimizer state is saved and restored exactly, and the
+interrupted epoch is replayed from the right place -- any slip shows up as a difference.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar_alexnet.checkpoint import capture_rng_state, load_checkpoint, save_checkpoint
+from cifar_alexnet.cli import main
+from cifar_alexnet.model import AlexNet
+from test_train_cli import (TINY, assert_bit_identical, assert_sane_history, cli_env, read_history, run_cli,
+                            write_tiny_data)
+
+#: 3 epochs of 2 steps on 20 images; dropout stays on (its random stream must be restored too).
+RUN = [*TINY, "--epochs", "3", "--deterministic", "--seed", "7"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("resume")
+
+
+@pytest.fixture(scope="module")
+def data(workdir) -> Path:
+    return write_tiny_data(workdir / "data", "folder", seed=3)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workdir, data) -> Path:
+    """The reference: the same run, never stopped."""
+    run_dir = workdir / "uninterrupted"
+    result = run_cli(["train", "--data", data, "--out", run_dir, *RUN], workdir)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_resume_after_an_epoch_is_bit_identical(workdir, data, uninterrupted, monkeypatch):
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(workdir / "cache"))
+    run_dir = workdir / "two-parts"
+    first = [a if a != "3" else "1" for a in RUN]  # --epochs 1
+    assert main(["train", "--data", str(data), "--out", str(run_dir), *first]) == 0
+    assert load_checkpoint(run_dir / "last.safetensors").meta["epoch"] == 1
+    assert main(["train", "--resume", str(run_dir), "--epochs", "3", "--quiet"]) == 0
+    assert_bit_identical(run_dir / "last.safetensors", uninterrupted / "last.safetensors")
+    ours, reference = read_history(run_dir), read_history(uninterrupted)
+    assert_sane_history(ours, epochs=3)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert [r[key] for r in ours] == [r[key] for r in reference], key
+
+
+def test_resume_refuses_to_change_the_recipe(workdir, uninterrupted, capsys):
+    assert main(["train", "--resume", str(uninterrupted), "--lr", "0.1"]) == 2
+    assert "--lr" in capsys.readouterr().err
+
+
+def _start_and_signal(args: list, workdir: Path, signum: int, delay: float) -> tuple[subprocess.Popen, str, str]:
+    """Start a training subprocess, wait until its first epoch has begun, wait ``delay`` s, signal it."""
+    process = subprocess.Popen([sys.executable, "-m", "cifar_alexnet", *map(str, args)], env=cli_env(workdir),
+                               cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_line = process.stdout.readline()  # the trainer prints its run description right before epoch 1
+    assert first_line.startswith("run "), first_line + process.stderr.read()
+    time.sleep(delay)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    return process, first_line + out, err
+
+
+@pytest.mark.parametrize("signum, exit_code, delay", [(signal.SIGINT, 130, 0.3), (signal.SIGTERM, 143, 2.5)])
+def test_signal_then_resume_is_bit_identical(workdir, data, uninterrupted, signum, exit_code, delay):
+    run_dir = workdir / f"signal-{signum}"
+    process, out, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir, signum, delay)
+    assert process.returncode == exit_code, err
+    name = signal.Signals(signum).name
+    assert f"{name} received" in err
+    command = f"cifar-alexnet train --resume {run_dir}"
+    assert command in err  # the exact resume command is printed
+    stopped = load_checkpoint(run_dir / "last.safetensors")
+    assert stopped.meta["epoch"] < 3  # it really stopped early
+    where = (stopped.meta["epoch"], stopped.meta["step"])
+
+    result = run_cli(["train", "--resume", run_dir], workdir)
+    assert result.returncode == 0, result.stderr
+    assert_bit_identical(run_dir / "last.safetensors", uninterrupted / "last.safetensors")
+    assert [r["train_loss"] for r in read_history(run_dir)] == [r["train_loss"] for r in read_history(uninterrupted)]
+    print(f"{name}: stopped after epoch {where[0]} + {where[1]} steps; resumed bit-identical")
+
+
+def test_signal_inside_an_epoch_saves_a_mid_epoch_checkpoint(workdir, data):
+    """A signal during the first step stops after that step: epoch 0 completed, step 1 of epoch 1."""
+    run_dir = workdir / "mid-epoch"
+    process, _, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir,
+                                        signal.SIGINT, 0.0)
+    assert process.returncode == 130, err
+    meta = load_checkpoint(run_dir / "last.safetensors").meta
+    assert (meta["epoch"], meta["step"]) == (0, 1)
+    assert meta["mid_epoch"]["seen"] == 10  # one batch of 10 images went into the running sums
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(workdir, data, monkeypatch):
+    """Train one good epoch, then continue with an absurd learning rate: the run must stop at once."""
+    import json
+
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(workdir / "cache"))
+    run_dir = workdir / "diverge"
+    first = [a if a != "3" else "1" for a in RUN]
+    assert main(["train", "--data", str(data), "--out", str(run_dir), *first]) == 0
+    good = (run_dir / "last.safetensors").read_bytes()
+    config = json.loads((run_dir / "config.json").read_text())
+    config["lr"] = 1e30  # as if the run had been started with --lr 1e30 from epoch 2 on
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = run_cli(["train", "--resume", run_dir, "--epochs", "3"], workdir)
+    assert result.returncode == 3, result.stderr
+    assert "non-finite training loss at epoch 2, step" in result.stderr
+    assert "last good checkpoint is kept" in result.stderr
+    assert (run_dir / "last.safetensors").read_bytes() == good
+    assert len(read_history(run_dir)) == 1
+
+
+def test_diverging_from_the_start_names_epoch_1(workdir, data):
+    result = run_cli(["train", "--data", data, "--out", workdir / "diverge-now", *RUN, "--lr", "1e30"], workdir)
+    assert result.returncode == 3
+    assert "non-finite training loss at epoch 1, step" in result.stderr
+    assert not (workdir / "diverge-now" / "last.safetensors").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# kill -9 while a checkpoint is being written
+# --------------------------------------------------------------------------------------------
+
+KILL_TRIALS = 24
+
+
+def _writer(path: Path, report_fd: int) -> None:  # runs in a forked child, never returns
+    try:
+        torch.set_num_threads(1)
+        model = AlexNet(hidden=64)
+        optimizer = torch.optim.Adam(model.parameters())
+        model(torch.randn(4, 3, 32, 32)).sum().backward()
+        optimizer.step()  # give the optimizer state (exp_avg, exp_avg_sq) to save
+        meta = {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": [str(i) for i in range(10)]}
+        counter = 0
+        while True:
+            counter += 1
+            with torch.no_grad():
+                model.features[0].bias.fill_(float(counter))  # the content says which save it is
+            save_checkpoint(path, model, meta={**meta, "counter": counter}, optimizer=optimizer,
+                            rng_state=capture_rng_state())
+            os.write(report_fd, f"{counter}\n".encode())
+    finally:
+        os._exit(1)
+
+
+def test_kill_9_during_checkpoint_writes_always_leaves_a_loadable_checkpoint(tmp_path):
+    path = tmp_path / "last.safetensors"
+    rng = random.Random(12345)
+    for trial in range(KILL_TRIALS):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _writer(path, write_fd)
+        os.close(write_fd)
+        # wait for the first complete save of this trial, then kill at a random moment
+        with os.fdopen(read_fd) as reports:
+            first = reports.readline()
+            assert first, "the writer died before its first save"
+            time.sleep(rng.uniform(0.0, 0.15))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            completed = [int(first)] + [int(line) for line in reports.read().split()]
+        ckpt = load_checkpoint(path)  # must never raise
+        counter = ckpt.meta["counter"]
+        # the file holds the last save that completed, or (killed after the rename) the one in flight
+        assert completed[-1] <= counter <= completed[-1] + 1, (trial, completed[-1], counter)
+        assert torch.all(ckpt.state_dict["features.0.bias"] == float(counter))
+        assert ckpt.optimizer_state is not None and ckpt.rng_state is not None
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "last.safetensors"]
+    # A killed writer cannot delete its temporary file; they are hidden and never read.
+    assert all(name.startswith(".last.safetensors.") and name.endswith(".tmp") for name in leftovers)

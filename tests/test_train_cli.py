@@ -1,0 +1,266 @@
+"""The trainer through its command line, end to end on the CPU, on tiny synthetic data sets.
+
+The data sets are written by ``tests/data_factories.py`` in both formats the trainer reads
+(the official ``cifar-10-python.tar.gz`` layout and an image folder). The network is the real
+AlexNet with narrow hidden layers (``--hidden 32``): the convolutions, which dominate the
+cost, are the full ones, so a few dozen images per step keep every test within seconds.
+
+The helpers at the top are shared with the other trainer tests (``test_resume_interrupts``,
+``test_distributed``, ``test_fast_vs_original_path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar_alexnet.checkpoint import load_checkpoint
+from cifar_alexnet.cli import build_parser, main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Train on 2 images per class, test on 1 per class; 2 steps of 10 images per epoch.
+TINY = ["--epochs", "2", "--batch-size", "10", "--hidden", "32", "--eval-batch-size", "64", "--device", "cpu",
+        "--quiet"]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by the trainer tests
+# --------------------------------------------------------------------------------------------
+
+
+def write_tiny_data(root: Path, kind: str = "folder", *, train_per_class: int = 2, test_per_class: int = 1,
+                    seed: int = 0) -> Path:
+    """A tiny CIFAR-10-like data set; returns the path to pass as ``--data``.
+
+    ``kind``: ``"folder"`` (``train/<class>/*.png``) or ``"official"`` (a directory holding a
+    ``cifar-10-python.tar.gz`` in the official format, read with ``--no-verify``).
+    """
+    import data_factories
+
+    if kind == "folder":
+        return data_factories.write_image_folder(root, train_per_class, test_per_class, seed=seed).root
+    return data_factories.write_official_archive(root, n_train=10 * train_per_class, n_test=10 * test_per_class,
+                                                 seed=seed).root
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a CLI subprocess: this checkout importable, a private decode cache."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["CIFAR_ALEXNET_CACHE"] = str(tmp_path / "cache")
+    env.pop("RANK", None)
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def run_cli(args: list, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m cifar_alexnet ARGS`` in a subprocess (the real entry point)."""
+    return subprocess.run([sys.executable, "-m", "cifar_alexnet", *map(str, args)], env=cli_env(tmp_path),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def model_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(checkpoint).state_dict
+
+
+def assert_bit_identical(a: Path, b: Path) -> None:
+    """Every model tensor (parameters and BatchNorm buffers) of two checkpoints is exactly equal."""
+    ta, tb = model_tensors(a), model_tensors(b)
+    assert ta.keys() == tb.keys()
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:5]}"
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def assert_sane_history(history: list[dict], epochs: int) -> None:
+    assert [row["epoch"] for row in history] == list(range(1, epochs + 1))
+    for row in history:
+        for key in ("train_loss", "test_loss", "lr", "epoch_time_s", "images_per_s"):
+            assert math.isfinite(row[key]) and row[key] >= 0, (key, row)
+        for key in ("train_acc", "test_acc"):
+            assert 0.0 <= row[key] <= 100.0, (key, row)
+
+
+# --------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["official", "folder"])
+def test_train_then_evaluate_plot_predict_summary(tmp_path, kind, capsys, monkeypatch):
+    data = write_tiny_data(tmp_path / "data", kind)
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "run"
+    extra = ["--no-verify"] if kind == "official" else []
+    assert main(["train", "--data", str(data), "--out", str(run_dir), *TINY, *extra]) == 0
+
+    for name in ("config.json", "history.csv", "history.json", "last.safetensors", "best.safetensors",
+                 "curves.png"):
+        assert (run_dir / name).is_file(), name
+    history = read_history(run_dir)
+    assert_sane_history(history, epochs=2)
+    csv_lines = (run_dir / "history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,train_loss,train_acc,test_loss,test_acc,lr") and len(csv_lines) == 3
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"] == "original" and config["epochs"] == 2 and config["hidden"] == 32
+    assert config["optimizer"] == "adam" and config["lr"] == 1e-3  # the recipe's values, not overridden
+    last = load_checkpoint(run_dir / "last.safetensors")
+    assert last.meta["epoch"] == 2 and last.optimizer_state is not None and last.rng_state is not None
+    best = load_checkpoint(run_dir / "best.safetensors")
+    assert best.meta["metrics"]["test_acc"] == max(row["test_acc"] for row in history)
+    out = capsys.readouterr().out
+    assert "epoch   2/2" in out
+
+    # The run directory is usable by every other subcommand.
+    if kind == "folder":  # evaluate has no --no-verify, so it cannot read a home-made official-format archive
+        assert main(["evaluate", str(run_dir), "--data", str(data), "--device", "cpu", "--json",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+        assert json.loads(capsys.readouterr().out)["count"] == 10
+    capsys.readouterr()
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = next((tmp_path / "data").rglob("*.png"), None) if kind == "folder" else None
+    if image is None:
+        from PIL import Image
+
+        image = tmp_path / "x.png"
+        Image.new("RGB", (32, 32), (200, 30, 30)).save(image)
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(image), "--device", "cpu", "--json"]) == 0
+    ranking = json.loads(capsys.readouterr().out)[0]["top_k"]
+    assert len(ranking) == 3 and all(0.0 <= r["probability"] <= 1.0 for r in ranking)
+    assert main(["summary", "--checkpoint", str(run_dir / "last.safetensors")]) == 0
+
+
+def test_evaluate_agrees_with_the_trainers_last_test_accuracy(tmp_path, capsys, monkeypatch):
+    """``evaluate`` on last.safetensors recomputes the test accuracy the trainer logged (same images, eval mode)."""
+    data = write_tiny_data(tmp_path / "data", "folder")
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run_dir), *TINY, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir / "last.safetensors"), "--data", str(data), "--device", "cpu",
+                 "--json", "--cache-dir", str(tmp_path / "cache")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] * 100 == pytest.approx(read_history(run_dir)[-1]["test_acc"])
+
+
+def test_recipe_values_and_overrides_land_in_config_json(tmp_path, monkeypatch):
+    data = write_tiny_data(tmp_path / "data", "folder")
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "run"
+    args = ["train", "--recipe", "fast", "--data", str(data), "--out", str(run_dir), *TINY, "--epochs", "1",
+            "--amp", "off", "--lr", "0.05", "--no-tta-flip"]
+    assert main(args) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    from cifar_alexnet.recipes import FAST
+
+    assert config["recipe"] == "fast"
+    assert config["optimizer"] == FAST.optimizer and config["schedule"] == "onecycle"
+    assert config["label_smoothing"] == FAST.label_smoothing and config["channels_last"] is True
+    assert config["lr"] == 0.05 and config["amp"] == "off" and config["tta_flip"] is False
+    assert_sane_history(read_history(run_dir), epochs=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up failures leave nothing behind
+# --------------------------------------------------------------------------------------------
+
+
+def _bad_data(tmp_path: Path, kind: str) -> Path:
+    if kind == "missing":
+        return tmp_path / "does-not-exist"
+    if kind == "corrupt-archive":
+        path = tmp_path / "bad" / "cifar-10-python.tar.gz"
+        path.parent.mkdir()
+        path.write_bytes(b"\x1f\x8b\x08\x00 this is not a gzip stream at all" * 10)
+        return path.parent
+    if kind == "wrong-image-size":
+        from PIL import Image
+
+        root = tmp_path / "bad"
+        for split in ("train", "test"):
+            for cls in ("airplane", "automobile"):
+                (root / split / cls).mkdir(parents=True)
+                Image.new("RGB", (31, 31)).save(root / split / cls / "0.png")
+        return root
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt-archive", "wrong-image-size"])
+def test_setup_failure_leaves_no_run_directory(tmp_path, kind):
+    data = _bad_data(tmp_path, kind)
+    result = run_cli(["train", "--data", data, "--out", tmp_path / "run", *TINY], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "error:" in result.stderr and str(data.name) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "runs").exists()  # nor a default one
+
+
+def test_bad_option_values_are_refused_before_anything_is_written(tmp_path):
+    data = write_tiny_data(tmp_path / "data", "folder")
+    result = run_cli(["train", "--data", data, "--out", tmp_path / "run", *TINY, "--batch-size", "1",
+                      "--lr", "-1"], tmp_path)
+    assert result.returncode == 2
+    assert "--batch-size 1" in result.stderr and "--lr -1" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, monkeypatch):
+    data = write_tiny_data(tmp_path / "data", "folder")
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------------------------
+# Help texts
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "plot", "summary"])
+def test_every_option_has_help_with_its_default(command):
+    parser = build_parser(command)
+    sub = parser._subparsers._group_actions[0].choices[command]
+    text = sub.format_help()
+    options = [a for a in sub._actions if a.option_strings and a.dest != "help"]
+    for action in options:
+        # ArgumentDefaultsHelpFormatter (the CLI's default for subcommands) appends the default to
+        # every option that has a help text; `train` writes its defaults out itself.
+        if action.help and action.default not in (None, False, argparse.SUPPRESS):
+            assert "default" in sub._get_formatter()._expand_help(action) or "default" in action.help
+    if command == "train":
+        for action in options:
+            assert action.help, f"{command} {action.option_strings} has no help"
+        # every train option states its default explicitly
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert "default" in action.help, f"train {action.option_strings[0]}: no default in help"
+        assert "examples:" in text and "GLOBAL" in text
+
+
+def test_top_level_help_is_fast_and_lists_commands():
+    """``cifar-alexnet --help`` must not import torch (only the chosen command's module is imported)."""
+    code = ("import sys, cifar_alexnet.cli as c\n"
+            "try:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    for command in ("train", "evaluate", "predict", "plot", "summary"):
+        assert command in result.stdout
+    assert result.stdout.strip().endswith("NO-TORCH")
