@@ -325,3 +325,24 @@ def test_train_step_matches_torch_adam(tmp_path):
     print(f"\n[network] train_step: loss {result.loss:.6f}, relative error {loss_error:.2e}; gradients max "
           f"{errors[worst]:.2e} ({worst}); parameters and buffers after Adam: max plain relative error "
           f"{plain_errors[worst_param]:.2e} ({worst_param})")
+
+
+def test_bench_reference_vs_torch_smoke(tmp_path):
+    """bench/reference_vs_torch.py --smoke runs both sides and writes its JSON (no timing claims here)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "bench" / "reference_vs_torch.py"
+    out = tmp_path / "result.json"
+    completed = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(out)],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(out.read_text())
+    assert document["batch"] == 2 and document["smoke"] is True
+    for phase in ("forward", "backward", "eval_forward"):
+        result = document["results"][phase]
+        assert result["numpy_s"] > 0 and result["torch_s"] > 0
+        assert result["ratio_numpy_over_torch"] == pytest.approx(result["numpy_s"] / result["torch_s"])
+    assert "NumPy / torch" in completed.stdout
