@@ -37,6 +37,7 @@ import os
 import pickle
 import posixpath
 import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,10 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a callable that a CIFAR-10 batch never needs."""
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """An unpickler that can build only what a CIFAR-10 batch contains.
 
@@ -215,10 +220,17 @@ class _BatchUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise _RefusedGlobal(
                 f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
                 "strings, numbers and uint8 arrays"
             ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """``"Type: message"`` on one line, at most 120 characters (messages can quote binary garbage)."""
+    text = str(exc)
+    text = text if text.isprintable() and len(text) <= 100 else repr(text[:100])
+    return f"{type(exc).__name__}: {text}"
 
 
 def _unpickle_batch(raw: bytes, where: str) -> dict[str, object]:
@@ -230,11 +242,11 @@ def _unpickle_batch(raw: bytes, where: str) -> dict[str, object]:
     """
     try:
         obj = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except pickle.UnpicklingError as exc:
+    except _RefusedGlobal as exc:
         raise DataError(f"{where}: not a safe CIFAR-10 batch ({exc}). The file may be tampered with; {_FIX_OFFICIAL}") from None
     except Exception as exc:  # truncated or garbled files raise many kinds of errors
         raise DataError(
-            f"{where}: cannot be read as a CIFAR-10 batch ({type(exc).__name__}: {exc}); the file is corrupt or "
+            f"{where}: cannot be read as a CIFAR-10 batch ({_describe(exc)}); the file is corrupt or "
             f"truncated: {_FIX_OFFICIAL}"
         ) from None
     if not isinstance(obj, dict):
@@ -299,7 +311,7 @@ class _OfficialFiles:
                         members[name.split("/", 1)[1]] = archive.extractfile(member).read()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise DataError(
-                f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc}); {_FIX_OFFICIAL}"
+                f"{path}: corrupt or truncated archive ({_describe(exc)}); {_FIX_OFFICIAL}"
             ) from None
         return members
 
@@ -403,7 +415,7 @@ def _download_official(root: Path) -> Path:
         download_url(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
     except Exception as exc:  # network errors come in many types
         raise DataError(
-            f"could not download {CIFAR10.url} into {root} ({type(exc).__name__}: {exc}). Without internet access, "
+            f"could not download {CIFAR10.url} into {root} ({_describe(exc)}). Without internet access, "
             f"copy {OFFICIAL_ARCHIVE_NAME} (or an image folder) to a directory and pass it with --data DIR."
         ) from None
     return root / CIFAR10.filename
@@ -496,7 +508,7 @@ def _list_image_tarball(path: Path) -> tuple[list[_ImageFile], dict[str, set[str
                     contents[rel] = archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(
-            f"{path}: corrupt or truncated archive ({type(exc).__name__}: {exc}); re-download or re-create it "
+            f"{path}: corrupt or truncated archive ({_describe(exc)}); re-download or re-create it "
             "(tar czf data.tar.gz train test)"
         ) from None
     prefix = _split_layout(list(contents) + [d + "/x" for d in directories])
@@ -531,7 +543,7 @@ def _decode_image(raw: bytes, where: str) -> np.ndarray:
             array = np.asarray(image) if mode == "RGB" and size == (32, 32) else None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(
-            f"{where}: cannot decode the image ({type(exc).__name__}: {exc}); the file is corrupt or truncated. "
+            f"{where}: cannot decode the image ({_describe(exc)}); the file is corrupt or truncated. "
             "Replace it with a valid 32x32 RGB PNG or JPEG, or delete it."
         ) from None
     if size != (32, 32):
@@ -641,7 +653,7 @@ def _read_cache(path: Path) -> tuple[ArrayDataset, ArrayDataset] | None:
             source = str(npz["source"])
             train = ArrayDataset(npz["train_images"], npz["train_labels"], classes, source)
             test = ArrayDataset(npz["test_images"], npz["test_labels"], classes, source)
-    except (OSError, KeyError, ValueError, EOFError, zlib.error):
+    except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
         return None
     return train, test
 
