@@ -1,0 +1,202 @@
+"""Images per second: the original torchvision/PIL DataLoader vs the batched on-device pipeline.
+
+Both sides produce the same thing -- shuffled batches of augmented (crop, flip, grayscale),
+normalised float32 images on ``--device`` -- from the same uint8 images, in one run:
+
+* ``torchvision``: the original notebook's pipeline: :class:`cifar_alexnet.data.TorchvisionDataset`
+  with :func:`cifar_alexnet.data.original_train_transform` in a ``DataLoader`` with
+  ``--workers`` worker processes (default: the number of CPUs this process may use), batches
+  moved to the device;
+* ``device``: :class:`cifar_alexnet.device_data.DeviceLoader` on the device.
+
+Images: the JPEG copy of CIFAR-10 (``../shared/data/cifar10-jpeg.tar.gz`` or ``--data``)
+when present, decoded once into the cache; otherwise random images (noted in the output).
+Each side first runs ``--warmup`` batches (worker start-up, caches), then is timed over
+``--batches`` batches; on CUDA the clock stops after a synchronisation.
+
+    python bench/data_pipeline.py                     # full setting
+    python bench/data_pipeline.py --device cuda
+    python bench/data_pipeline.py --smoke             # seconds; used by the test suite
+
+Writes a JSON report (``--out``, default ``bench/results/data_pipeline.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+from cifar_alexnet.data import (  # noqa: E402
+    TorchvisionDataset,
+    channel_stats,
+    load_cifar10,
+    original_train_transform,
+)
+from cifar_alexnet.device_data import DeviceLoader  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="data set for load_cifar10 (default: the JPEG copy in ../shared/data; random images if absent)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="cache for decoded image folders")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=512, help="the original's 512")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per side")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed batches per side before timing")
+    parser.add_argument("--workers", type=int, default=available_cpus(), help="DataLoader workers (default: CPUs available)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side; the best is reported")
+    parser.add_argument("--smoke", action="store_true", help="tiny setting, random images, for the test suite")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "data_pipeline.json")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_size, args.batches, args.warmup, args.repeats, args.workers = 32, 3, 1, 1, 0
+    return args
+
+
+def load_images(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training images and labels, and a label of the data variant."""
+    if not args.smoke and args.data is not None and Path(args.data).exists():
+        train, _ = load_cifar10(args.data, cache_dir=args.cache_dir)
+        return train.images, train.labels, train.source
+    n = max(args.batch_size * (args.batches + args.warmup), 1024)
+    rng = np.random.default_rng(0)
+    note = "random uint8 images (no real data found" + (", --smoke)" if args.smoke else f" at {args.data})")
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n), note
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_batches(batches, device: torch.device, warmup: int, timed: int) -> tuple[float, int]:
+    """Seconds for ``timed`` batches after ``warmup`` untimed ones, and the images they held."""
+    iterator = iter(batches)
+    for _ in range(warmup):
+        x, _ = next(iterator)
+    _sync(device)
+    images = 0
+    started = time.perf_counter()
+    for _ in range(timed):
+        x, y = next(iterator)
+        images += len(x)
+    _sync(device)
+    return time.perf_counter() - started, images
+
+
+def _endless(make_iterable):
+    while True:
+        yield from make_iterable()
+
+
+def bench_torchvision(images, labels, mean, std, args, device: torch.device) -> dict:
+    from torch.utils.data import DataLoader
+
+    from cifar_alexnet.data import ArrayDataset, CIFAR10_CLASSES
+
+    ds = TorchvisionDataset(ArrayDataset(images, labels.astype(np.int64), CIFAR10_CLASSES, "bench"),
+                            original_train_transform(mean, std))
+    loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+                        drop_last=True, generator=torch.Generator().manual_seed(0),
+                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+
+    def to_device():
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    best = None
+    stream = _endless(to_device)
+    for _ in range(args.repeats):
+        seconds, count = time_batches(stream, device, args.warmup, args.batches)
+        best = seconds if best is None else min(best, seconds)
+    return {"seconds": best, "images": count, "images_per_s": count / best, "workers": args.workers}
+
+
+def bench_device(images, labels, mean, std, args, device: torch.device) -> dict:
+    loader = DeviceLoader(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)),
+                          batch_size=args.batch_size, mean=mean, std=std, train=True, augment=True, device=device,
+                          generator=torch.Generator(device=device).manual_seed(0), drop_last=True)
+    best = None
+    stream = _endless(lambda: loader)
+    for _ in range(args.repeats):
+        seconds, count = time_batches(stream, device, args.warmup, args.batches)
+        best = seconds if best is None else min(best, seconds)
+    return {"seconds": best, "images": count, "images_per_s": count / best}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    images, labels, variant = load_images(args)
+    mean, std = (tuple(float(v) for v in s) for s in channel_stats(images))
+    print(f"data: {variant}, {len(images)} images; batch {args.batch_size}; {args.batches} timed batches "
+          f"(best of {args.repeats}) after {args.warmup} warm-up; device {device}; torch threads "
+          f"{torch.get_num_threads()}")
+
+    torchvision_result = bench_torchvision(images, labels, mean, std, args, device)
+    device_result = bench_device(images, labels, mean, std, args, device)
+    ratio = device_result["images_per_s"] / torchvision_result["images_per_s"]
+
+    rows = [(f"torchvision/PIL DataLoader ({args.workers} workers)", torchvision_result),
+            ("batched tensor pipeline (DeviceLoader)", device_result)]
+    print(f"\n| pipeline | images/s | time for {args.batches} batches |\n|---|---:|---:|")
+    for name, result in rows:
+        print(f"| {name} | {result['images_per_s']:,.0f} | {result['seconds']:.3f} s |")
+    print(f"\nratio (batched / torchvision): {ratio:.1f}x")
+
+    report = {
+        "benchmark": "data_pipeline",
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
+        "smoke": args.smoke,
+        "data_variant": variant,
+        "num_images": int(len(images)),
+        "batch_size": args.batch_size,
+        "timed_batches": args.batches,
+        "warmup_batches": args.warmup,
+        "repeats": args.repeats,
+        "device_name": str(device),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "cpus_available": available_cpus(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "python": platform.python_version(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
+        "torchvision": torchvision_result,
+        "device": device_result,
+        "ratio": ratio,
+    }
+    atomic_write_json(args.out, report)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
