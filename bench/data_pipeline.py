@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed batches per side before timing")
     parser.add_argument("--workers", type=int, default=available_cpus(), help="DataLoader workers (default: CPUs available)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side; the best is reported")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads of this process (default: torch's own choice)")
     parser.add_argument("--smoke", action="store_true", help="tiny setting, random images, for the test suite")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "data_pipeline.json")
     args = parser.parse_args(argv)
@@ -150,6 +152,8 @@ def bench_device(images, labels, mean, std, args, device: torch.device) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # this benchmark process only
     images, labels, variant = load_images(args)
     mean, std = (tuple(float(v) for v in s) for s in channel_stats(images))
     print(f"data: {variant}, {len(images)} images; batch {args.batch_size}; {args.batches} timed batches "

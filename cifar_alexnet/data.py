@@ -107,7 +107,7 @@ class DataError(ValueError):
 # ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == is elementwise, not a bool
 class ArrayDataset:
     """A labelled image set held in memory.
 
@@ -536,12 +536,12 @@ def _decode_image(raw: bytes, where: str) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    try:
+    try:  # (DecompressionBombError: an absurdly large image, refused by PIL before decoding)
         with Image.open(io.BytesIO(raw)) as image:
             image.load()  # decodes now, so truncated files fail here
             mode, size = image.mode, image.size
             array = np.asarray(image) if mode == "RGB" and size == (32, 32) else None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(
             f"{where}: cannot decode the image ({_describe(exc)}); the file is corrupt or truncated. "
             "Replace it with a valid 32x32 RGB PNG or JPEG, or delete it."

@@ -261,15 +261,15 @@ class DeviceLoader:
                 "DeviceLoader: shuffling/augmenting needs an explicit generator, e.g. "
                 "generator=torch.Generator().manual_seed(0) (the same seed on every rank)"
             )
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        if len(mean) != 3 or len(std) != 3 or min(float(v) for v in std) <= 0:
             raise ValueError(f"DeviceLoader: mean and std need 3 values each, std > 0; got {mean}, {std}")
         self.device = torch.device(device)
         self.batch_size, self.train, self.augment, self.drop_last = batch_size, train, augment, drop_last
         self.channels_last, self.rank, self.world_size = channels_last, rank, world_size
         self.padding, self.flip_p, self.grayscale_p = padding, flip_p, grayscale_p
         self.generator = generator
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).to(self.device)  # (3,)
+        self.std = torch.as_tensor(std, dtype=torch.float32).to(self.device)  # (3,)
 
         images = _as_uint8_nchw(images)  # (N, 3, H, W)
         labels = torch.as_tensor(labels).to(self.device, torch.int64)
