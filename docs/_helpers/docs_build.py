@@ -1058,3 +1058,275 @@ def cli_help(*args: str) -> str:
         else:
             os.environ["COLUMNS"] = old
     return fence(f"$ cifar-alexnet {' '.join(args) + ' ' if args else ''}--help\n{buffer.getvalue()}", "text")
+
+
+# --------------------------------------------------------------------------------------
+# the training page: recipes, recorded runs, the original log, benchmark results
+# --------------------------------------------------------------------------------------
+
+RUNS_DIR = DOCS_DIR / "runs"
+RESULTS_DIRS = (DOCS_DIR / "results", REPO_ROOT / "bench" / "results")
+
+
+def recipe_source(name: str) -> str:
+    """The source of the recipe constant (``ORIGINAL``, ``FAST``) in recipes.py, with its comments."""
+    import ast
+
+    from cifar_alexnet import recipes
+
+    path = Path(recipes.__file__)
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return fence(ast.get_source_segment(text, node), title="cifar_alexnet/recipes.py")
+    raise KeyError(f"recipes.py has no constant {name}")
+
+
+@returns_printed
+def recipe_table() -> None:
+    """Every field of every recipe, side by side."""
+    from dataclasses import fields
+
+    from cifar_alexnet.recipes import RECIPES
+
+    names = list(RECIPES)
+    rows = []
+    for f in fields(next(iter(RECIPES.values()))):
+        values = [getattr(RECIPES[n], f.name) for n in names]
+        cells = [f"`{v!r}`" for v in values]
+        if len(set(map(repr, values))) > 1:
+            cells = [f"**{c}**" for c in cells]
+        rows.append([f"`{f.name}`"] + cells)
+    print(md_table(["field"] + [f"`{n}`" for n in names], rows, "l" + "l" * len(names)))
+
+
+def recorded_runs() -> list[tuple[str, dict, list[dict]]]:
+    """``[(name, meta, history), ...]`` for every ``docs/runs/<name>/`` with both files."""
+    import json
+
+    runs = []
+    if RUNS_DIR.is_dir():
+        for folder in sorted(p for p in RUNS_DIR.iterdir() if p.is_dir()):
+            history_file, meta_file = folder / "history.json", folder / "meta.json"
+            if not history_file.is_file():
+                continue
+            if not meta_file.is_file():
+                raise FileNotFoundError(f"docs: {folder} has history.json but no meta.json (machine, device, data, "
+                                        "command, date)")
+            runs.append((folder.name, json.loads(meta_file.read_text()), json.loads(history_file.read_text())))
+    return runs
+
+
+def _percent(value) -> float:
+    return 100.0 * value if value <= 1.0 else float(value)
+
+
+def _png_file_html(path: Path, alt: str, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure class="generated" markdown="0"><img alt="{alt}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>")
+
+
+@returns_printed
+def runs_section() -> None:
+    """Curves and a summary table per recorded run, or a plain statement that there is none."""
+    import tempfile
+
+    from cifar_alexnet.plots import plot_history
+
+    runs = recorded_runs()
+    if not runs:
+        print("No measured run has been recorded in this repository yet (`docs/runs/` holds none), so this "
+              "page shows no accuracy of this package. Only measured runs appear here.")
+        return
+    summary = []
+    for name, meta, history in runs:
+        best = max(history, key=lambda r: r["test_acc"])
+        total_time = sum(r.get("epoch_time_s", 0.0) for r in history)
+        summary.append([f"[{name}](#run-{name})", meta.get("data", meta.get("dataset", "?")),
+                        meta.get("device", "?"), len(history), f"{_percent(best['test_acc']):.2f} %",
+                        best["epoch"], f"{_percent(history[-1]['test_acc']):.2f} %", f"{total_time / 60:.1f} min"])
+    print(md_table(["run", "data", "device", "epochs", "best test acc.", "at epoch", "last test acc.",
+                    "training time"], summary, "lllrrrrr"))
+    for name, meta, history in runs:
+        print(f'\n### Run `{name}` {{ #run-{name} }}\n')
+        print(md_table(["", ""], [[f"`{k}`", f"`{v}`" if not isinstance(v, (dict, list)) else f"`{v!r}`"]
+                                  for k, v in meta.items()], "ll"))
+        with tempfile.TemporaryDirectory() as tmp:
+            png = plot_history(history, Path(tmp) / "curves.png", compare_original=True, title=name)
+            print()
+            print(_png_file_html(Path(png), f"curves of {name}", (
+                f"Run {name}: accuracy and loss per epoch (`cifar_alexnet.plots.plot_history`); circles: the "
+                "write-up's published accuracies (official CIFAR-10).")))
+
+
+@returns_printed
+def original_log_section() -> None:
+    """The transcribed log as a table and a figure; checked against plots.ORIGINAL_PUBLISHED_ACCURACY."""
+    import matplotlib.pyplot as plt
+
+    import original_log
+    from cifar_alexnet.plots import ORIGINAL_PUBLISHED_ACCURACY
+
+    rows = original_log.parse_log()
+    ours = {r["epoch"]: (r["eval_train_acc"], r["test_acc"]) for r in rows}
+    if ours != dict(ORIGINAL_PUBLISHED_ACCURACY):
+        raise ValueError("docs: the transcribed log disagrees with cifar_alexnet.plots.ORIGINAL_PUBLISHED_ACCURACY")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["eval_train_acc"] for r in rows], "o-", label='"train" (eval mode, augmented images)')
+    ax.plot(epochs, [r["test_acc"] for r in rows], "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("The write-up's log (official CIFAR-10), transcribed", fontsize=10)
+    print(figure_html(fig, "the original log", caption=(
+        "Every fifth epoch, as printed in the 2020 write-up. Transcribed, not measured here.")))
+    print()
+    best = original_log.best(rows)
+    table = [[r["epoch"], f"{r['eval_train_acc']:.2f}", f"**{r['test_acc']:.2f}**" if r is best else
+              f"{r['test_acc']:.2f}"] for r in rows]
+    print('??? note "The log as a table"\n')
+    print(indent(md_table(["epoch", '"train" acc. (%)', "test acc. (%)"], table, "rrr")))
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and len(value) > 8:
+        yield prefix, f"({len(value)} values)"
+    else:
+        yield prefix, value
+
+
+def result_files() -> list[Path]:
+    files = []
+    for folder in RESULTS_DIRS:
+        if folder.is_dir():
+            files += sorted(folder.glob("*.json"))
+    return files
+
+
+@returns_printed
+def results_section() -> None:
+    """Every benchmark result file, as a key/value table (nothing is typed in)."""
+    import json
+
+    files = result_files()
+    if not files:
+        print("No benchmark result has been recorded yet (`docs/results/` and `bench/results/` hold no JSON). "
+              "The benchmark scripts under `bench/` write one when they are run.")
+        return
+    for path in files:
+        data = json.loads(path.read_text())
+        rel = path.relative_to(REPO_ROOT).as_posix()
+        print(f"\n### `{rel}`\n")
+        rows = [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else f"`{v}`"] for k, v in _flatten(data)]
+        print(md_table(["field", "value"], rows, "ll"))
+
+
+def fast_recipe_measured_on_gpu() -> bool:
+    """True if a recorded run or a result file says the fast recipe ran on a CUDA device."""
+    import json
+
+    for _, meta, _ in recorded_runs():
+        text = json.dumps(meta).lower()
+        if "fast" in text and "cuda" in text:
+            return True
+    for path in result_files():
+        text = path.read_text().lower()
+        if '"recipe": "fast"' in text and "cuda" in text:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# the verification page
+# --------------------------------------------------------------------------------------
+
+
+def load_tests_module(name: str):
+    """Import ``tests/<name>.py`` (tolerances, conftest, strategies) without making tests a package."""
+    import importlib.util
+    import sys
+
+    tests_dir = str(REPO_ROOT / "tests")
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)  # tests import each other by plain name (from tolerances import ...)
+    spec = importlib.util.spec_from_file_location(f"_docs_tests_{name}", REPO_ROOT / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def documented_constants(path: Path) -> list[tuple[str, str]]:
+    """``[(NAME, "#: comment"), ...]`` for the constants of a module documented with ``#:``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^([A-Z][A-Z0-9_]*)\s*(:[^=]*)?=", line)
+        if match and i > 0 and lines[i - 1].startswith("#:"):
+            found.append((match.group(1), lines[i - 1][2:].strip()))
+    return found
+
+
+@returns_printed
+def tolerance_table() -> None:
+    """Every tolerance of tests/tolerances.py: name, value, what it is for."""
+    tolerances = load_tests_module("tolerances")
+    rows = [[f"`{name}`", f"{getattr(tolerances, name):.0e}", text]
+            for name, text in documented_constants(REPO_ROOT / "tests" / "tolerances.py")]
+    print(md_table(["name", "value", "used for"], rows, "lrl"))
+
+
+@returns_printed
+def hypothesis_profiles() -> None:
+    """The hypothesis profiles registered by tests/conftest.py."""
+    from hypothesis import settings
+
+    load_tests_module("conftest")
+    rows = []
+    for name in ("ci", "thorough"):
+        profile = settings.get_profile(name)
+        rows.append([f"`{name}`", profile.max_examples, profile.derandomize, profile.deadline])
+    print(md_table(["profile", "examples per test", "derandomized", "deadline"], rows, "lrll"))
+
+
+@returns_printed
+def test_inventory() -> None:
+    """Every test module: its first docstring paragraph, its tests, how many use hypothesis."""
+    import ast
+
+    rows = []
+    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        doc = (ast.get_docstring(tree) or "").split("\n\n")[0].replace("\n", " ")
+        tests = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name.startswith("test_")]
+        with_given = sum(1 for n in tests if any("given" in ast.unparse(dec) for dec in n.decorator_list))
+        rel = path.relative_to(REPO_ROOT).as_posix()
+        rows.append([repo_link(rel, f"`{path.name}`"), doc.replace("|", "\\|"), len(tests), with_given])
+    print(md_table(["file", "what it proves", "tests", "of them property-based"], rows, "llrr"))
+
+
+# --------------------------------------------------------------------------------------
+# the API pages
+# --------------------------------------------------------------------------------------
+
+
+def public_modules(package: str) -> list[str]:
+    """The public modules of a package (no leading underscore), from its folder."""
+    folder = REPO_ROOT / package
+    return sorted(f"{package}.{p.stem}" for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def check_api_page(page: str, package: str) -> str:
+    """Fail the build if a public module of ``package`` has no ``::: module`` on ``page``."""
+    text = (DOCS_DIR / page).read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: ([\w.]+)", text, re.M))
+    missing = [m for m in public_modules(package) if m not in documented]
+    if missing:
+        raise ValueError(f"docs: {page} lacks ::: entries for {missing}")
+    return f"All {len(documented)} public modules of `{package}` are on this page."
