@@ -396,13 +396,13 @@ def load_official_archive(path: str | os.PathLike, *, verify: bool = True) -> tu
             f"{_FIX_OFFICIAL}"
         )
 
-    def split(batch_names: Sequence[str], what: str) -> ArrayDataset:
+    def split(batch_names: Sequence[str]) -> ArrayDataset:
         parts = [_batch_arrays(_unpickle_batch(read(n), files.where(n)), files.where(n)) for n in batch_names]
         images = np.concatenate([p[0] for p in parts])  # (n_total, 32, 32, 3)
         labels = np.concatenate([p[1] for p in parts])  # (n_total,)
         return ArrayDataset(images, labels, CIFAR10_CLASSES, SOURCE_OFFICIAL if verify else SOURCE_OFFICIAL_FORMAT)
 
-    return split(TRAIN_BATCHES, "train"), split(TEST_BATCHES, "test")
+    return split(TRAIN_BATCHES), split(TEST_BATCHES)
 
 
 def _download_official(root: Path) -> Path:
@@ -440,8 +440,8 @@ class _ImageFile:
 
 def _safe_relative(name: str, where: Path) -> str:
     """Normalise a tar member name; refuse absolute paths and ``..`` (path traversal)."""
-    norm = posixpath.normpath(name.replace("\\", "/"))
-    if norm.startswith("/") or norm == ".." or norm.startswith("../") or "/../" in f"/{norm}/":
+    norm = posixpath.normpath(name.replace("\\", "/"))  # "a/./b/../c" -> "a/c"; a leading ".." stays
+    if norm.startswith("/") or norm == ".." or norm.startswith("../"):
         raise DataError(
             f"{where}: member {name!r} points outside the archive (absolute path or '..'); refusing to read an "
             "archive built to escape its folder. Rebuild it with relative paths train/<class>/<file>."
@@ -450,7 +450,11 @@ def _safe_relative(name: str, where: Path) -> str:
 
 
 def _split_layout(relative_paths: Iterable[str]) -> str:
-    """The prefix under which ``train/`` and ``test/`` live: ``""`` or ``"<top>/"``."""
+    """The prefix under which ``train/`` and ``test/`` live: ``""`` or ``"<top>/"``.
+
+    ``""`` when they sit at the top (or when several top-level folders hold them, which is
+    ambiguous; the caller then finds no class folders and says so).
+    """
     prefixes = set()
     for rel in relative_paths:
         parts = rel.split("/")
