@@ -14,7 +14,6 @@ mistake; which cells are affected is found by the comparison, not listed by hand
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
