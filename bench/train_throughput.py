@@ -16,7 +16,10 @@ What is measured, on one device in one run:
 Both training sides see the same uint8 images (random pixels by default, or the first
 ``--images`` training images of ``--data``), the same batch size and the same number of
 steps; each side is warmed up with one step, then timed ``--repeats`` times (alternating
-sides, so drift of the machine hits both); the best repeat is reported.
+sides, so drift of the machine hits both); the best repeat is reported. The matmul is timed
+for a second before every timed epoch and once after the last, and its best is the
+reference. On a shared machine other processes slow down any of these at random: the JSON
+records the load average, and only runs on a quiet machine should be quoted.
 
 The FLOP rate uses the analytic training cost per image: ``3 x forward MACs x 2`` (forward,
 input gradient and weight gradient each cost about one forward pass; one MAC = 2 FLOPs),
@@ -195,19 +198,30 @@ class ProjectSide:
         return progress.seen
 
 
-def time_epochs(sides, repeats: int, log: Callable[[str], None]) -> dict[str, list[float]]:
-    """Warm each side up with one step, then time ``repeats`` epochs per side, alternating."""
+def time_epochs(sides, repeats: int, log: Callable[[str], None],
+                between: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Warm each side up with one step, then time ``repeats`` epochs per side, alternating.
+
+    ``between`` runs before every timed epoch (the matmul reference is measured there, so
+    all three numbers sample the same stretch of time on a shared machine).
+
+    Returns:
+        ``{side name: [images/s of each repeat]}``.
+    """
     for side in sides:
         side.epoch(max_batches=1)
     seconds: dict[str, list[float]] = {side.name: [] for side in sides}
     images: dict[str, int] = {}
     for r in range(repeats):
         for side in sides:
+            between()
             start = time.perf_counter()
             images[side.name] = side.epoch()
             elapsed = time.perf_counter() - start
             seconds[side.name].append(elapsed)
-            log(f"  repeat {r + 1}/{repeats} {side.name:>8}: {images[side.name]} images in {elapsed:.2f} s")
+            log(f"  repeat {r + 1}/{repeats} {side.name:>8}: {images[side.name]} images in {elapsed:.2f} s "
+                f"({images[side.name] / elapsed:.1f} images/s)")
+    between()
     return {name: [images[name] / s for s in secs] for name, secs in seconds.items()}
 
 
@@ -290,14 +304,17 @@ def main(argv=None) -> int:
 
     macs = forward_macs_per_image(AlexNet().to(device), device)
     train_flops = 3 * 2 * macs
-    log(f"matmul {args.matmul_size} x {args.matmul_size} float32 ...")
-    matmul = matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 2.0)
+    matmul_samples: list[float] = []
+
+    def measure_matmul() -> None:
+        matmul_samples.append(matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 1.0))
 
     sides = [OriginalSide(images, labels, mean, std, device, args.batch_size, args.workers),
              ProjectSide(images, labels, mean, std, device, args.batch_size, channels_last)]
-    rates = time_epochs(sides, args.repeats, log)
-    matmul_after = matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 2.0)
-    matmul = max(matmul, matmul_after)  # the device's best; measured before and after the training runs
+    rates = time_epochs(sides, args.repeats, log, between=measure_matmul)
+    matmul = max(matmul_samples)  # the device's best, sampled before, between and after the training epochs
+    log(f"matmul {args.matmul_size} x {args.matmul_size} float32: "
+        + ", ".join(f"{v / 1e9:.0f}" for v in matmul_samples) + " GFLOP/s")
 
     result = {
         "benchmark": "train_throughput",
@@ -324,6 +341,7 @@ def main(argv=None) -> int:
         "train_flops_per_image": train_flops,
         "matmul_size": args.matmul_size,
         "matmul_flops_per_s": matmul,
+        "matmul_flops_per_s_samples": matmul_samples,
         "sides": {},
     }
     for name, per_repeat in rates.items():

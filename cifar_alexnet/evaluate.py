@@ -198,7 +198,7 @@ def format_report(result: EvalResult, title: str = "") -> str:
         lines.append(f"{name:<{width}}  {total:>6}  {correct:>7}  {acc_text:>8}")
     lines.append("")
     lines.append("confusion matrix (rows: true class, columns: predicted class)")
-    col = max(5, len(str(result.confusion.max())) + 1)
+    col = max(6, len(str(result.confusion.max())) + 1)  # 5 letters: "horse", "truck", "airpl"
     short = [c[:col - 1] for c in result.classes]
     lines.append(" " * width + "".join(f"{s:>{col}}" for s in short))
     for name, row in zip(result.classes, result.confusion):
@@ -247,15 +247,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .safetensors checkpoint, a run directory (uses best.safetensors), or the "
                              "original notebook's .pth state_dict")
     parser.add_argument("--data", default=None,
-                        help="CIFAR-10 location (see `cifar-alexnet train --help`); default: the cache")
+                        help="CIFAR-10 location, as for `cifar-alexnet train --data`; None: $CIFAR_ALEXNET_DATA or ./data")
     parser.add_argument("--download", action="store_true", help="download the official archive if missing")
-    parser.add_argument("--cache-dir", default=None, help="cache for decoded image folders (default: the "
-                        "data module's, $CIFAR_ALEXNET_CACHE or ~/.cache/cifar-alexnet)")
+    parser.add_argument("--cache-dir", default=None, help="cache for decoded image folders; None: "
+                        "$CIFAR_ALEXNET_CACHE or ~/.cache/cifar-alexnet")
     parser.add_argument("--limit-test", type=int, default=None, metavar="N",
                         help="evaluate a class-balanced subset of N test images, N a multiple of the number "
                              "of classes (quick checks)")
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...; None: cuda if available")
     parser.add_argument("--tta-flip", action="store_true", help="average each image's and its mirror's logits")
     parser.add_argument("--out", type=Path, default=None, metavar="PNG",
                         help="write the confusion matrix as a PNG here")

@@ -131,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cifar-alexnet plot``."""
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory (or its history.json)")
     parser.add_argument("--out", type=Path, default=None, metavar="PNG",
-                        help="output file (default: RUN_DIR/curves.png)")
+                        help="output file; None: RUN_DIR/curves.png")
     parser.add_argument("--compare-original", action="store_true",
                         help="overlay the 2020 write-up's published accuracies (every 5th epoch)")
 

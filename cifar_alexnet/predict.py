@@ -111,10 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
                         help="a .safetensors checkpoint, a run directory, or the original notebook's .pth")
     parser.add_argument("images", metavar="IMAGE", nargs="+", type=Path, help="image files, 32x32 RGB")
-    parser.add_argument("--top-k", type=int, default=3, help="how many classes to list per image (default 3)")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
     parser.add_argument("--resize", action="store_true",
                         help="accept images of other sizes: centre-crop to a square and resize to 32x32")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ...; None: cuda if available")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
