@@ -223,6 +223,9 @@ class DeviceLoader:
     epoch up front makes the generator state at an epoch boundary independent of how many
     batches were consumed, and lets :meth:`state_dict` describe a point inside an epoch.
 
+    Memory on the device: with ``augment`` the padded set and its mirror, ``2 * N * 3 * 40 * 40``
+    bytes (480 MB for the 50,000 training images); without, ``N * 3 * 32 * 32`` (150 MB).
+
     Args:
         images: uint8 ``(N, H, W, 3)`` or ``(N, 3, H, W)``, tensor or NumPy array.
         labels: ``(N,)`` integer labels.
