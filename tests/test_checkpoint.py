@@ -286,6 +286,11 @@ def test_random_bytes_give_checkpoint_error(tmp_path):
     path.write_bytes(np.random.default_rng(0).integers(1, 256, 5000, dtype=np.uint8).tobytes())
     with pytest.raises(CheckpointError, match="noise.safetensors"):
         load_checkpoint(path)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(CheckpointError, match="foreign.safetensors.*not written by"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
     pth = tmp_path / "noise.pth"
     pth.write_bytes(b"PK\x03\x04" + path.read_bytes())
     with pytest.raises(CheckpointError, match="noise.pth.*not a readable torch file"):
