@@ -11,8 +11,10 @@ normalised float32 images on ``--device`` -- from the same uint8 images, in one 
 
 Images: the JPEG copy of CIFAR-10 (``../shared/data/cifar10-jpeg.tar.gz`` or ``--data``)
 when present, decoded once into the cache; otherwise random images (noted in the output).
-Each side first runs ``--warmup`` batches (worker start-up, caches), then is timed over
-``--batches`` batches; on CUDA the clock stops after a synchronisation.
+The two sides alternate ``--repeats`` times, so both see the same machine load, and the best
+time of each is reported. Each timed run starts a fresh pass: ``--warmup`` untimed batches
+(worker start-up, caches), then ``--batches`` timed ones; on CUDA the clock stops after a
+synchronisation. The DataLoader's workers are shut down before the batched side runs.
 
     python bench/data_pipeline.py                     # full setting
     python bench/data_pipeline.py --device cuda
@@ -64,7 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=None, help="cache for decoded image folders")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=512, help="the original's 512")
-    parser.add_argument("--batches", type=int, default=40, help="timed batches per side")
+    parser.add_argument("--batches", type=int, default=30, help="timed batches per side (the loaders must hold "
+                        "warmup + batches full batches)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed batches per side before timing")
     parser.add_argument("--workers", type=int, default=available_cpus(), help="DataLoader workers (default: CPUs available)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side; the best is reported")
@@ -94,9 +97,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_batches(batches, device: torch.device, warmup: int, timed: int) -> tuple[float, int]:
+def time_batches(iterator, device: torch.device, warmup: int, timed: int) -> tuple[float, int]:
     """Seconds for ``timed`` batches after ``warmup`` untimed ones, and the images they held."""
-    iterator = iter(batches)
     for _ in range(warmup):
         x, _ = next(iterator)
     _sync(device)
@@ -109,12 +111,8 @@ def time_batches(batches, device: torch.device, warmup: int, timed: int) -> tupl
     return time.perf_counter() - started, images
 
 
-def _endless(make_iterable):
-    while True:
-        yield from make_iterable()
-
-
-def bench_torchvision(images, labels, mean, std, args, device: torch.device) -> dict:
+def torchvision_batches(images, labels, mean, std, args, device: torch.device):
+    """A function that starts a fresh pass of the original pipeline (new workers each time)."""
     from torch.utils.data import DataLoader
 
     from cifar_alexnet.data import ArrayDataset, CIFAR10_CLASSES
@@ -123,30 +121,43 @@ def bench_torchvision(images, labels, mean, std, args, device: torch.device) -> 
                             original_train_transform(mean, std))
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                         drop_last=True, generator=torch.Generator().manual_seed(0),
-                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda")
 
-    def to_device():
+    def one_pass():
         for x, y in loader:
             yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
-    best = None
-    stream = _endless(to_device)
-    for _ in range(args.repeats):
-        seconds, count = time_batches(stream, device, args.warmup, args.batches)
-        best = seconds if best is None else min(best, seconds)
-    return {"seconds": best, "images": count, "images_per_s": count / best, "workers": args.workers}
+    return one_pass
 
 
-def bench_device(images, labels, mean, std, args, device: torch.device) -> dict:
+def device_batches(images, labels, mean, std, args, device: torch.device):
+    """A function that starts a fresh pass (epoch) of the batched pipeline."""
     loader = DeviceLoader(torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)),
                           batch_size=args.batch_size, mean=mean, std=std, train=True, augment=True, device=device,
                           generator=torch.Generator(device=device).manual_seed(0), drop_last=True)
-    best = None
-    stream = _endless(lambda: loader)
+    return lambda: iter(loader)
+
+
+def bench_both(images, labels, mean, std, args, device: torch.device) -> tuple[dict, dict]:
+    """Alternate the two sides ``--repeats`` times (so both see the same machine load); best time each.
+
+    Every timed run starts a fresh pass: for the DataLoader that means new worker processes,
+    started during the warm-up and shut down (prefetched batches discarded) before the other
+    side runs, so no worker keeps computing while the batched pipeline is timed.
+    """
+    sides = {"torchvision": torchvision_batches(images, labels, mean, std, args, device),
+             "device": device_batches(images, labels, mean, std, args, device)}
+    best: dict[str, tuple[float, int]] = {}
     for _ in range(args.repeats):
-        seconds, count = time_batches(stream, device, args.warmup, args.batches)
-        best = seconds if best is None else min(best, seconds)
-    return {"seconds": best, "images": count, "images_per_s": count / best}
+        for name, start_pass in sides.items():
+            batches = start_pass()
+            seconds, count = time_batches(batches, device, args.warmup, args.batches)
+            del batches  # for the DataLoader: stops its workers
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, count)
+    results = {name: {"seconds": s, "images": n, "images_per_s": n / s} for name, (s, n) in best.items()}
+    results["torchvision"]["workers"] = args.workers
+    return results["torchvision"], results["device"]
 
 
 def main(argv=None) -> int:
@@ -155,13 +166,15 @@ def main(argv=None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)  # this benchmark process only
     images, labels, variant = load_images(args)
+    if len(images) // args.batch_size < args.warmup + args.batches:
+        raise SystemExit(f"{len(images)} images hold fewer than --warmup + --batches = "
+                         f"{args.warmup + args.batches} batches of {args.batch_size}")
     mean, std = (tuple(float(v) for v in s) for s in channel_stats(images))
     print(f"data: {variant}, {len(images)} images; batch {args.batch_size}; {args.batches} timed batches "
           f"(best of {args.repeats}) after {args.warmup} warm-up; device {device}; torch threads "
           f"{torch.get_num_threads()}")
 
-    torchvision_result = bench_torchvision(images, labels, mean, std, args, device)
-    device_result = bench_device(images, labels, mean, std, args, device)
+    torchvision_result, device_result = bench_both(images, labels, mean, std, args, device)
     ratio = device_result["images_per_s"] / torchvision_result["images_per_s"]
 
     rows = [(f"torchvision/PIL DataLoader ({args.workers} workers)", torchvision_result),
