@@ -850,51 +850,34 @@ def errata_items() -> None:
 # --------------------------------------------------------------------------------------
 
 
+def rf_example():
+    """``examples/receptive_field.py`` as a module: the one implementation of the measurement."""
+    import importlib.util
+    import sys
+
+    examples = str(REPO_ROOT / "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)  # the example imports its sibling _smoke.py
+    spec = importlib.util.spec_from_file_location("_docs_example_receptive_field", REPO_ROOT / "examples" /
+                                                  "receptive_field.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def empirical_receptive_field(upto: str, size: int = 96):
     """Measure the receptive field of the centre unit of layer ``upto`` with autograd.
 
-    The convolutional stack of :class:`cifar_alexnet.model.AlexNet` up to (and including) the
-    module of ``upto`` is run on a ``size`` × ``size`` input, large enough that the field of
-    the centre unit lies inside it. The gradient of that single unit with respect to the
-    input is non-zero exactly on the pixels the unit depends on -- after two changes that
-    keep the geometry but stop the gradient from being *sparser* than the dependence:
-
-    * ``MaxPool2d`` -> ``AvgPool2d`` with the same window and stride (a max-pool sends the
-      gradient to one pixel of the window only);
-    * ``ReLU`` -> identity (a ReLU zeroes the gradient where its input was negative);
-
-    and all convolution weights made positive, so that no two paths cancel.
-
-    Returns:
-        ``(support, rows, cols)``: the gradient magnitude ``(size, size)`` summed over channels,
-        and the first/last input row and column where it is non-zero.
+    Uses :func:`measurable_stack` and :func:`measured_span` of ``examples/receptive_field.py``
+    on the CPU. Returns ``(support (size, size) array, rows, cols)``.
     """
-    import copy
-
     import torch
-    from torch import nn
 
     from reference.architecture import layer
 
-    key = layer(upto).key
-    index = int(key.split(".")[1])
-    stack = copy.deepcopy(_model().features[: index + 1]).double().eval()
-    for i, module in enumerate(stack):
-        if isinstance(module, nn.MaxPool2d):
-            stack[i] = nn.AvgPool2d(module.kernel_size, module.stride)
-        elif isinstance(module, nn.ReLU):
-            stack[i] = nn.Identity()
-        elif isinstance(module, nn.Conv2d):
-            with torch.no_grad():
-                module.weight.abs_()
-    x = torch.rand(1, 3, size, size, dtype=torch.float64, requires_grad=True)
-    out = stack(x)  # (1, C, H', W')
-    h, w = out.shape[-2:]
-    out[0, :, (h - 1) // 2, (w - 1) // 2].sum().backward()  # the centre unit, all its channels
-    support = x.grad[0].abs().sum(0)  # (size, size)
-    nonzero = torch.nonzero(support)
-    rows = (int(nonzero[:, 0].min()), int(nonzero[:, 0].max()))
-    cols = (int(nonzero[:, 1].min()), int(nonzero[:, 1].max()))
+    example = rf_example()
+    stack = example.measurable_stack(_model(), int(layer(upto).key.split(".")[1]))
+    rows, cols, support = example.measured_span(stack, size, torch.device("cpu"))
     return support.numpy(), rows, cols
 
 
@@ -1330,3 +1313,45 @@ def check_api_page(page: str, package: str) -> str:
     if missing:
         raise ValueError(f"docs: {page} lacks ::: entries for {missing}")
     return f"All {len(documented)} public modules of `{package}` are on this page."
+
+
+# --------------------------------------------------------------------------------------
+# the examples page
+# --------------------------------------------------------------------------------------
+
+#: example script -> the pages that use it (each of those pages links back here).
+EXAMPLE_PAGES = {
+    "train_original.py": ["training.md", "getting-started.md"],
+    "train_fast.py": ["training.md"],
+    "layer_by_layer.py": ["network/index.md", "verification.md"],
+    "receptive_field.py": ["receptive-fields.md"],
+}
+
+
+def example_scripts() -> list[Path]:
+    """The runnable examples: ``examples/*.py`` except the shared ``_smoke.py``."""
+    return sorted(p for p in (REPO_ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
+
+
+@returns_printed
+def examples_section() -> None:
+    """Each example: what it does (its docstring), where it is used, its source."""
+    import ast
+
+    scripts = example_scripts()
+    unlisted = sorted({p.name for p in scripts} ^ set(EXAMPLE_PAGES))
+    if unlisted:
+        raise ValueError(f"docs: EXAMPLE_PAGES and examples/ disagree on {unlisted}")
+    for path in scripts:
+        text = path.read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        summary, _, rest = doc.partition("\n\n")
+        anchor = path.stem.replace("_", "-")
+        used = ", ".join(f"[{p.removesuffix('.md').replace('/index', '').replace('-', ' ')}]({p})"
+                         for p in EXAMPLE_PAGES[path.name])
+        print(f"## `{path.name}` {{ #{anchor} }}\n")
+        print(f"{summary}\n")
+        print(f"Used on: {used}. Source: {repo_link('examples/' + path.name)}.\n")
+        print(fence(rest.strip(), "text") + "\n")
+        print(f'??? example "examples/{path.name}"\n')
+        print(indent(fence(text, title=f"examples/{path.name}")) + "\n")
