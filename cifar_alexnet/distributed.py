@@ -47,6 +47,7 @@ __all__ = [
     "context_from_env",
     "convert_to_global_batchnorm",
     "convert_to_sync_batchnorm",
+    "differentiable_all_reduce_sum",
     "init_distributed",
     "shutdown_distributed",
     "wrap_model",
@@ -132,6 +133,31 @@ def all_reduce_max(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return tensor
 
 
+class _DifferentiableAllReduceSum(torch.autograd.Function):
+    """``y = sum over processes of x``, with the matching backward pass.
+
+    Each process's ``x`` contributes to every process's ``y``, so the gradient with respect to
+    ``x`` is the sum over processes of the gradients with respect to ``y``: another all-reduce.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor) -> torch.Tensor:
+        grad_x = grad_y.clone()
+        dist.all_reduce(grad_x, op=dist.ReduceOp.SUM)
+        return grad_x
+
+
+def differentiable_all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum ``x`` over all processes; autograd flows back to every process's ``x``."""
+    return _DifferentiableAllReduceSum.apply(x)
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm over the global batch of all processes, on any device (CPU included).
 
@@ -146,9 +172,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     5. running estimates: ``new = (1 - momentum) * old + momentum * batch`` with the
        *unbiased* variance ``var_c * count / (count - 1)``, as PyTorch does.
 
-    The all-reduces are :func:`torch.distributed.nn.functional.all_reduce`, which is
-    differentiable (its backward pass all-reduces the gradient), so autograd yields the exact
-    gradient of the global computation. In eval mode it is plain BatchNorm with the running
+    The all-reduces are :func:`differentiable_all_reduce_sum` (its backward pass all-reduces the
+    gradient), so autograd yields the exact gradient of the global computation. In eval mode it is plain BatchNorm with the running
     statistics. PyTorch's ``nn.SyncBatchNorm`` does the same with fused kernels but only on
     accelerators; the trainer uses it on GPUs and this class on CPUs.
 
@@ -164,15 +189,13 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         if not self.training or not (dist.is_available() and dist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
-
         reduce_dims = [0] if x.dim() == 2 else [0, 2, 3]
         shape = [1, -1] + [1] * (x.dim() - 2)  # broadcast a (C,) vector over x
         local_count = torch.tensor([x.numel() / x.shape[1]], dtype=x.dtype, device=x.device)
-        count = differentiable_all_reduce(local_count)  # (1,)
-        mean = differentiable_all_reduce(x.sum(dim=reduce_dims)) / count  # (C,)
+        count = differentiable_all_reduce_sum(local_count)  # (1,)
+        mean = differentiable_all_reduce_sum(x.sum(dim=reduce_dims)) / count  # (C,)
         centred = x - mean.reshape(shape)
-        var = differentiable_all_reduce((centred * centred).sum(dim=reduce_dims)) / count  # (C,) biased
+        var = differentiable_all_reduce_sum((centred * centred).sum(dim=reduce_dims)) / count  # (C,) biased
         out = centred * torch.rsqrt(var + self.eps).reshape(shape)
         if self.affine:
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)

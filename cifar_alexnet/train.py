@@ -149,6 +149,7 @@ class TrainConfig:
     limit_test: int | None = None
     compile: bool = False
     sync_bn: bool = False
+    dtype: str = "float32"  # "float64": weights and activations in double precision, for exact comparisons
     quiet: bool = False
 
     @classmethod
@@ -233,6 +234,10 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
         problems.append(f"--dropout {config.dropout}: must be in [0, 1)")
     if config.hidden < 1:
         problems.append(f"--hidden {config.hidden}: must be at least 1")
+    if config.dtype not in ("float32", "float64"):
+        problems.append(f"--dtype {config.dtype!r}: choose float32 or float64")
+    elif config.dtype == "float64" and config.amp != "off":
+        problems.append(f"--dtype float64 with --amp {config.amp}: autocast is for lower precision; use --amp off")
     if config.workers < 0:
         problems.append(f"--workers {config.workers}: must be 0 or more")
     for name in ("limit_train", "limit_test"):
@@ -611,6 +616,7 @@ class Trainer:
     test_loader: Any
     generator: torch.Generator  # the training loader's generator (shuffling and augmentation)
     run_dir: Path
+    compute_dtype: torch.dtype = torch.float32  # the model's dtype; batches are cast to it
     history: list[dict[str, Any]] = field(default_factory=list)
     best_acc: float = -1.0
     best_epoch: int = 0
@@ -638,6 +644,8 @@ def train_step(t: Trainer, x: torch.Tensor, y: torch.Tensor, lr: float, progress
     """One optimizer step on the batch ``x: (B, 3, 32, 32)``, ``y: (B,)``; sums stay on the device."""
     for group in t.optimizer.param_groups:
         group["lr"] = lr
+    if x.dtype != t.compute_dtype:  # --dtype float64 (the loaders make float32 batches)
+        x = x.to(t.compute_dtype)
     with autocast(t.device, t.amp):
         logits = t.train_model(x)  # (B, 10)
         loss = t.criterion(logits, y)  # () mean over the batch
@@ -698,10 +706,12 @@ def evaluate(t: Trainer, loader, *, tta_flip: bool) -> tuple[float, float]:
     for x, y in loader:
         if y.shape[0] == 0:
             continue
+        if x.dtype != t.compute_dtype:
+            x = x.to(t.compute_dtype)
         with autocast(t.device, t.amp):
-            logits = t.eval_model(x).float()  # (B, 10)
+            logits = t.eval_model(x).to(t.compute_dtype)  # (B, 10); autocast may give bf16/fp16
             if tta_flip:
-                logits = (logits + t.eval_model(torch.flip(x, dims=[3])).float()) / 2
+                logits = (logits + t.eval_model(torch.flip(x, dims=[3])).to(t.compute_dtype)) / 2
         totals[0] += nn.functional.cross_entropy(logits, y, reduction="sum").to(dtype)
         totals[1] += (logits.argmax(dim=1) == y).sum().to(dtype)
         totals[2] += y.shape[0]
@@ -922,7 +932,8 @@ def _set_up(config: TrainConfig, ctx: dist_utils.DistContext, device: torch.devi
     data = load_data(config, stored_norm)
 
     model = AlexNet(num_classes=len(data.classes), hidden=config.hidden, dropout=config.dropout)
-    model = model.to(device)
+    compute_dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    model = model.to(device=device, dtype=compute_dtype)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if ctx.enabled and config.sync_bn:  # before the optimizer: it must hold the final parameters
@@ -941,7 +952,8 @@ def _set_up(config: TrainConfig, ctx: dist_utils.DistContext, device: torch.devi
     t = Trainer(config=config, ctx=ctx, device=device, amp=amp, data=data, model=model, train_model=model,
                 eval_model=model, optimizer=optimizer, scaler=scaler,
                 criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-                train_loader=train_loader, test_loader=test_loader, generator=generator, run_dir=run_dir)
+                train_loader=train_loader, test_loader=test_loader, generator=generator, run_dir=run_dir,
+                compute_dtype=compute_dtype)
 
     if checkpoint is not None:
         model.load_state_dict(checkpoint.state_dict)
@@ -1083,6 +1095,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="DataLoader worker processes for --loader torchvision (default: 4)")
     speed.add_argument("--sync-bn", action="store_true",
                        help="multi-process runs: BatchNorm over the global batch (default: off)")
+    speed.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                       help="float64 trains in double precision: slow, for verification (e.g. exact comparison of "
+                            "1 and N processes, where float32 rounding differences grow step by step) "
+                            "(default: float32)")
 
     where = parser.add_argument_group("data, output and reproducibility")
     where.add_argument("--data", help="a folder with cifar-10-python.tar.gz or cifar-10-batches-py/, or an image "
@@ -1112,13 +1128,14 @@ _HYPERPARAMETERS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "nest
                     "warmup_epochs", "label_smoothing", "augment", "dropout", "hidden", "drop_last", "amp",
                     "channels_last", "tta_flip")
 _RUN_OPTIONS = ("data", "download", "verify", "out", "seed", "deterministic", "device", "loader", "workers",
-                "eval_batch_size", "eval_train", "limit_train", "limit_test", "compile", "sync_bn", "quiet")
+                "eval_batch_size", "eval_train", "limit_train", "limit_test", "compile", "sync_bn", "dtype", "quiet")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` a parsed ``train`` command line describes."""
     if args.resume:
-        parser_defaults = {"eval_batch_size": 1024, "loader": "device", "workers": 4, "seed": 0, "verify": True}
+        parser_defaults = {"eval_batch_size": 1024, "loader": "device", "workers": 4, "seed": 0, "verify": True,
+                           "dtype": "float32"}
         changed = [name for name in _HYPERPARAMETERS + _RUN_OPTIONS
                    if name not in ("epochs", "quiet", "device", "workers")
                    and getattr(args, name) not in (None, False, parser_defaults.get(name))]

@@ -26,8 +26,8 @@ from cifar_alexnet.checkpoint import load_checkpoint
 from cifar_alexnet.cli import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Train on 2 images per class, test on 1 per class; 2 steps of 10 images per epoch.
-TINY = ["--epochs", "2", "--batch-size", "10", "--hidden", "32", "--eval-batch-size", "64", "--device", "cpu",
+#: Train on 1 image per class, test on 1 per class: 2 steps of 5 images per epoch, 2 epochs.
+TINY = ["--epochs", "2", "--batch-size", "5", "--hidden", "32", "--eval-batch-size", "64", "--device", "cpu",
         "--quiet"]
 
 
@@ -36,7 +36,7 @@ TINY = ["--epochs", "2", "--batch-size", "10", "--hidden", "32", "--eval-batch-s
 # --------------------------------------------------------------------------------------------
 
 
-def write_tiny_data(root: Path, kind: str = "folder", *, train_per_class: int = 2, test_per_class: int = 1,
+def write_tiny_data(root: Path, kind: str = "folder", *, train_per_class: int = 1, test_per_class: int = 1,
                     seed: int = 0) -> Path:
     """A tiny CIFAR-10-like data set; returns the path to pass as ``--data``.
 

@@ -1,0 +1,112 @@
+"""Data-parallel training: two gloo processes on the CPU compute what one process computes.
+
+The claim: with the same GLOBAL batch and BatchNorm synchronised over the processes
+(``--sync-bn``), DistributedDataParallel is only a different way of computing the same
+step -- every rank takes its slice of the same global batch, BatchNorm normalises with the
+statistics of the whole batch, and the gradient all-reduce averages the slices' gradients
+into the whole batch's gradient. So after a few steps the parameters of a 2-process run must
+equal a 1-process run's up to float32 rounding.
+
+Three choices make that comparison meaningful:
+
+* ``--dtype float64``. In float32 the two runs differ by rounding (another summation order
+  for BatchNorm statistics and gradients) and this network amplifies rounding: two
+  *single-process* float32 runs that differ only in the number of CPU threads already differ
+  by ~6e-4 (relative) in Conv3's weights after two steps on these tiny random images. In
+  float64 the same amplification leaves ~1e-13, so a bug (a missing gradient average, a
+  BatchNorm over the local slice only) stands out by ten orders of magnitude.
+* ``--dropout 0``: dropout masks are drawn per process.
+* SGD, not Adam. Adam divides each update by the root of the gradient's running square, so a
+  parameter whose true gradient is zero -- the bias of every convolution and linear layer
+  that feeds a BatchNorm, which subtracts it again -- moves by ``lr * sign(rounding noise)``:
+  a different summation order flips that sign, in any precision.
+
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tolerances
+from cifar_alexnet.checkpoint import load_checkpoint
+from cifar_alexnet.distributed import DistContext, context_from_env
+from test_train_cli import cli_env, read_history, run_cli, write_tiny_data
+
+#: whole network, float64 (see the module docstring)
+PARITY = tolerances.NETWORK_GRAD_F64
+
+#: 2 epochs of 2 steps with a global batch of 10 images (5 per process).
+ARGS = ["--epochs", "2", "--batch-size", "10", "--hidden", "32", "--dropout", "0", "--optimizer", "sgd",
+        "--lr", "0.02", "--momentum", "0.9", "--eval-batch-size", "10", "--device", "cpu", "--quiet",
+        "--deterministic", "--sync-bn", "--seed", "5", "--dtype", "float64"]
+
+
+def test_context_from_env_reads_torchrun_variables():
+    assert context_from_env({}) == DistContext(0, 1, 0)
+    ctx = context_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.enabled, ctx.is_main) == (3, 4, 1, True, False)
+    with pytest.raises(ValueError, match="RANK=4 WORLD_SIZE=4"):
+        context_from_env({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process(tmp_path):
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=2, test_per_class=1, seed=11)
+    single = tmp_path / "single"
+    result = run_cli(["train", "--data", data, "--out", single, *ARGS], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    # torchrun, without --out: the default run directory must be created once, by rank 0 only
+    workdir = tmp_path / "ddp"
+    workdir.mkdir()
+    env = cli_env(tmp_path)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "cifar_alexnet", "train", "--data", str(data), *ARGS],
+                         env=env, cwd=workdir, capture_output=True, text=True, timeout=240)
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    run_dirs = list((workdir / "runs").iterdir())
+    assert len(run_dirs) == 1, run_dirs
+    assert sorted(os.listdir(workdir)) == ["runs"]
+    run_dir = run_dirs[0]
+    assert sorted(os.listdir(run_dir)) == sorted(["config.json", "history.csv", "history.json", "last.safetensors",
+                                                  "best.safetensors", "curves.png"])
+    assert ddp.stdout.count("epoch   2/2") == 1  # only rank 0 logs
+    assert "x 2 processes" in ddp.stdout
+
+    one, two = load_checkpoint(single / "last.safetensors"), load_checkpoint(run_dir / "last.safetensors")
+    assert two.meta["world_size"] == 2 and one.meta["world_size"] == 1
+    assert one.state_dict.keys() == two.state_dict.keys()
+    worst = 0.0
+    for key, expected in one.state_dict.items():
+        if key.endswith("num_batches_tracked"):
+            assert torch.equal(expected, two.state_dict[key]), key
+            continue
+        worst = max(worst, tolerances.assert_close(two.state_dict[key].numpy(), expected.numpy(), PARITY, key))
+    # the weights really moved: a frozen model would pass trivially
+    assert one.state_dict["features.0.weight"].dtype == torch.float64
+    losses = [row["train_loss"] for row in read_history(single)]
+    assert losses[0] != losses[1]
+    print(f"2 processes vs 1 process after 4 SGD steps (float64): largest relative difference {worst:.2e}")
+
+    # the history is the global one: the same numbers as the single process's
+    h1, h2 = read_history(single), read_history(run_dir)
+    for r1, r2 in zip(h1, h2, strict=True):
+        assert r2["train_acc"] == r1["train_acc"] and r2["test_acc"] == r1["test_acc"]
+        for key in ("train_loss", "test_loss"):
+            assert abs(r2[key] - r1[key]) <= PARITY * max(1.0, abs(r1[key])), (key, r1[key], r2[key])
+    assert json.loads((run_dir / "config.json").read_text())["sync_bn"] is True
+
+
+def test_batch_size_must_divide_by_the_number_of_processes():
+    from cifar_alexnet.train import TrainConfig, validate_config
+
+    with pytest.raises(ValueError, match="divisible by the number of processes"):
+        validate_config(TrainConfig.from_recipe("original", batch_size=10), world_size=3)
+    validate_config(TrainConfig.from_recipe("original", batch_size=12), world_size=3)
