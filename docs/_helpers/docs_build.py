@@ -92,7 +92,7 @@ def tabs(items: list[tuple[str, str]]) -> str:
 def repo_path(path: str) -> Path:
     """A path inside the repository that must exist (the build fails if it does not)."""
     full = REPO_ROOT / path
-    if not full.exists() and not os.environ.get("DOCS_DEV_ALLOW_MISSING"):  # TEMP: removed before release
+    if not full.exists():
         raise FileNotFoundError(f"docs: {path} is linked from the documentation but does not exist")
     return full
 
@@ -492,7 +492,7 @@ def tests_using(function_name: str) -> list[str]:
         text = path.read_text(encoding="utf-8")
         if re.search(rf"\b{re.escape(function_name)}\b", text) and re.search(r"^\s*(import|from) torch", text, re.M):
             found.append(path.relative_to(REPO_ROOT).as_posix())
-    if not found and not os.environ.get("DOCS_DEV_ALLOW_MISSING"):  # TEMP: removed before release
+    if not found:
         raise FileNotFoundError(f"docs: no test in tests/ compares {function_name} with torch")
     return found
 
