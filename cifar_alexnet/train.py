@@ -443,13 +443,15 @@ def learning_rate(config: TrainConfig, global_step: int, total_steps: int) -> fl
     """The learning rate of step ``global_step`` (0-based) of ``total_steps``.
 
     ``constant``: ``lr`` throughout (the original). ``onecycle``: linear from
-    ``lr * warmup_start`` to ``lr`` over the warm-up, then linear down to 0 at the last step.
+    ``lr * warmup_start`` to ``lr`` over the warm-up (at most half of the run), then linear
+    down to 0 at the last step.
     A pure function of the step number, so resuming needs no scheduler state.
     """
     if config.schedule == "constant":
         return config.lr
     steps_per_epoch = total_steps / config.epochs
     warmup = max(1, round(config.warmup_epochs * steps_per_epoch)) if config.warmup_epochs > 0 else 0
+    warmup = min(warmup, total_steps // 2)  # short runs (tests, --epochs 1) still get a decay phase
     if global_step < warmup:
         return config.lr * (config.warmup_start + (1.0 - config.warmup_start) * global_step / warmup)
     remaining = max(1, total_steps - warmup)

@@ -264,3 +264,25 @@ def test_top_level_help_is_fast_and_lists_commands():
     for command in ("train", "evaluate", "predict", "plot", "summary"):
         assert command in result.stdout
     assert result.stdout.strip().endswith("NO-TORCH")
+
+
+# --------------------------------------------------------------------------------------------
+# The GPU benchmark script keeps working (on the CPU, tiny)
+# --------------------------------------------------------------------------------------------
+
+
+def test_bench_gpu_smoke(tmp_path):
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1)
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu.py"), "--data", str(data), "--smoke",
+                             "--smoke-images", "10", "--out", str(out)], env=cli_env(tmp_path), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["smoke"] is True and report["environment"]["torch"] == torch.__version__
+    assert report["data"]["train_images"] == 10
+    assert report["training_flops_per_image"] > 1e9  # ~3 x 0.46 GFLOP forward
+    for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
+        assert report[part]["images_per_s"] > 0 and report[part]["epoch_time_s"] > 0
+    assert report["fast_recipe"]["config"]["amp"] == "bf16"  # the fast recipe really ran (on the CPU)
+    assert "x original" in result.stdout

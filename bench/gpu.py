@@ -1,0 +1,281 @@
+"""GPU benchmark: the original notebook's loop against this package's trainer, in one run.
+
+What it measures, on one device, in this order (each part is timed on its own):
+
+1. **original loop** -- ``bench/original_loop.py``: the notebook's PIL + ``DataLoader`` pipeline
+   (4 workers), float32, ``.to(device)`` per batch; one full training epoch (after a short
+   warm-up). Per-epoch time and training images/s.
+2. **original recipe, fast data path** -- ``cifar_alexnet.train`` with ``--recipe original``
+   (float32, Adam 1e-3, batch 512) but the device-resident loader: one epoch. Shows what the
+   data path alone is worth.
+3. **fast recipe** -- ``cifar_alexnet.train`` with ``--recipe fast`` (bf16, channels-last,
+   SGD-Nesterov one-cycle, flip TTA) for its full schedule: per-epoch time, images/s, test
+   accuracy per epoch and the **time to 90.34 %** test accuracy (the original's best), the
+   cumulative training + evaluation time up to the first epoch at or above it (``null`` if
+   never reached).
+
+For each: peak GPU memory (``torch.cuda.max_memory_allocated``) and the model FLOP
+utilisation (MFU): training FLOPs per image (forward + backward, counted with
+``torch.utils.flop_counter.FlopCounterMode``) x images/s, divided by the device's dense peak
+for the precision used (bf16 tensor cores for the fast recipe, TF32 for float32 -- cuDNN
+convolutions use TF32 by default). Peaks are the data-sheet numbers of the table below;
+unknown devices get ``null``.
+
+The JSON result records the device name, driver, CUDA and torch versions, the data set
+variant (e.g. "CIFAR-10 (JPEG q75 copy)") and the command line. Speed ratios are printed
+side by side (fast path / original loop) -- the only way this project states a speed-up.
+
+Sized for one call of at most 10 minutes on an H100 (fast recipe ~30 epochs). ``--smoke``
+runs every part on the CPU on a tiny subset (the test suite does) to keep the script working.
+
+Usage::
+
+    python bench/gpu.py --data ../shared/data/cifar10-jpeg.tar.gz --out bench/results/gpu-h100.json
+    python bench/gpu.py --data tests-folder --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
+
+from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+
+#: The original's best test accuracy (epoch 60 of 100), the target of "time to accuracy".
+TARGET_ACCURACY = 90.34
+
+#: Dense peak FLOP/s from the vendors' data sheets (SXM parts), by a substring of the device name.
+PEAK_FLOPS = {
+    "H200": {"bf16": 989e12, "tf32": 494e12},
+    "H100": {"bf16": 989e12, "tf32": 494e12},
+    "A100": {"bf16": 312e12, "tf32": 156e12},
+    "L4": {"bf16": 121e12, "tf32": 60e12},
+}
+
+
+def _import_original_loop():
+    """``bench/original_loop.py`` by path (``bench`` is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("original_loop", Path(__file__).with_name("original_loop.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Device name, driver, CUDA/cuDNN/torch versions."""
+    info: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
+                            "host": platform.node()}
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        try:
+            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                            capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            info["driver"] = None
+    else:
+        info["device_name"] = platform.processor() or platform.machine()
+        info["driver"] = None
+    return info
+
+
+def training_flops_per_image(device: torch.device, batch: int = 8) -> float:
+    """FLOPs of one forward + backward pass of the AlexNet per image (FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cifar_alexnet.model import AlexNet
+
+    model = AlexNet().to(device).train()
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        nn.functional.cross_entropy(model(x), y).backward()
+    return counter.get_total_flops() / batch
+
+
+def mfu(flops_per_image: float, images_per_s: float, device_name: str, precision: str) -> float | None:
+    for key, peaks in PEAK_FLOPS.items():
+        if key in device_name:
+            return flops_per_image * images_per_s / peaks[precision]
+    return None
+
+
+# ------------------------------------------------------------------------------------ parts
+
+
+def bench_original_loop(train_set, test_set, mean, std, device: torch.device, args) -> dict[str, Any]:
+    """One epoch of the notebook's own loop (after ``warmup`` batches)."""
+    original = _import_original_loop()
+    batch = max(2, min(32, args.smoke_images // 2)) if args.smoke else 512
+    trainloader, _ = original.make_original_loaders(train_set, test_set, mean, std, batch_size=batch,
+                                                    num_workers=0 if args.smoke else 4)
+    torch.manual_seed(0)
+    net = original.AlexNet_SukJoon().to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.001)
+    original.original_train_epoch(net, trainloader, criterion, optimizer, device, max_batches=2)  # warm-up
+    synchronize(device)
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    seen = original.original_train_epoch(net, trainloader, criterion, optimizer, device,
+                                         max_batches=args.original_batches)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"what": "bench/original_loop.py: PIL DataLoader (4 workers), float32, batch 512",
+            "batch_size": batch, "images": seen, "epoch_time_s": seconds, "images_per_s": seen / seconds,
+            "peak_memory_gib": peak_memory_gib(device), "precision": "tf32"}
+
+
+def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, args, workdir: Path) -> dict[str, Any]:
+    """``cifar_alexnet.train.train`` with ``recipe`` for ``epochs``; its history, timings, time to target."""
+    train_module = importlib.import_module("cifar_alexnet.train")  # the module, not the package's train()
+    overrides: dict[str, Any] = {"data": data, "out": str(workdir / recipe), "epochs": epochs, "quiet": True,
+                                 "device": str(device), "verify": not args.no_verify}
+    if args.smoke:
+        overrides.update(batch_size=max(2, min(16, args.smoke_images // 2)), eval_batch_size=64,
+                         limit_train=args.smoke_images,
+                         limit_test=args.smoke_images)
+    config = train_module.TrainConfig.from_recipe(recipe, **overrides)
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    run_dir = train_module.train(config)
+    total = time.perf_counter() - start
+    import json
+
+    history = json.loads((run_dir / "history.json").read_text())
+    elapsed, time_to_target, epoch_reached = 0.0, None, None
+    for row in history:
+        elapsed += row["epoch_time_s"]
+        if time_to_target is None and row["test_acc"] >= TARGET_ACCURACY:
+            time_to_target, epoch_reached = elapsed, row["epoch"]
+    steady = history[1:] or history  # the first epoch includes warm-up (cuDNN autotuning, allocations)
+    return {
+        "what": f"cifar_alexnet.train --recipe {recipe} (device-resident loader)",
+        "config": config.to_json(),
+        "epochs": len(history),
+        "epoch_time_s": float(np.median([r["epoch_time_s"] for r in steady])),
+        "images_per_s": float(np.median([r["images_per_s"] for r in steady])),
+        "best_test_acc": max(r["test_acc"] for r in history),
+        "time_to_target_s": time_to_target,
+        "epoch_reaching_target": epoch_reached,
+        "wall_time_s": total,
+        "history": history,
+        "peak_memory_gib": peak_memory_gib(device),
+        "precision": "bf16" if config.amp == "bf16" else ("fp16" if config.amp == "fp16" else "tf32"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", required=True, help="CIFAR-10: the JPEG archive, an image folder or the official data")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON result (default: bench/results/gpu-<UTC time>.json)")
+    parser.add_argument("--fast-epochs", type=int, default=None,
+                        help="epochs of the fast recipe (default: the recipe's)")
+    parser.add_argument("--original-batches", type=int, default=None,
+                        help="limit the original loop's epoch to N batches (default: a full epoch)")
+    parser.add_argument("--no-verify", action="store_true", help="do not check the official archive's MD5s")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CPU, tiny subset, 1 epoch each: checks that the script works, measures nothing")
+    parser.add_argument("--smoke-images", type=int, default=40, help="images per split with --smoke")
+    args = parser.parse_args(argv)
+
+    from cifar_alexnet.data import channel_stats, class_balanced_subset, load_cifar10
+    from cifar_alexnet.recipes import RECIPES
+
+    device = torch.device("cpu") if args.smoke else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type != "cuda" and not args.smoke:
+        print("warning: no CUDA device; the numbers below are CPU numbers", file=sys.stderr)
+    if args.smoke:
+        args.original_batches = 2
+    env = environment(device)
+    print(f"device: {env['device_name']} ({device}), torch {env['torch']}, driver {env.get('driver')}")
+
+    train_set, test_set = load_cifar10(args.data, verify=not args.no_verify)
+    if args.smoke:
+        train_set = class_balanced_subset(train_set, args.smoke_images)
+        test_set = class_balanced_subset(test_set, args.smoke_images)
+    mean, std = channel_stats(train_set.images)
+    flops = training_flops_per_image(device)
+    result: dict[str, Any] = {
+        "benchmark": "bench/gpu.py",
+        "command": " ".join([sys.executable, *sys.argv]) if argv is None else "bench/gpu.py " + " ".join(argv),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": env,
+        "data": {"path": str(args.data), "variant": train_set.source, "train_images": len(train_set.labels),
+                 "test_images": len(test_set.labels)},
+        "smoke": args.smoke,
+        "training_flops_per_image": flops,
+        "target_test_acc": TARGET_ACCURACY,
+    }
+
+    print("1/3 original loop (PIL DataLoader, float32) ...", flush=True)
+    result["original_loop"] = bench_original_loop(train_set, test_set, mean, std, device, args)
+    with tempfile.TemporaryDirectory() as tmp:
+        print("2/3 original recipe, device-resident loader, 1 epoch ...", flush=True)
+        result["original_recipe_fast_loader"] = bench_trainer("original", args.data, device, 1 if args.smoke else 2,
+                                                              args, Path(tmp))
+        fast_epochs = 1 if args.smoke else (args.fast_epochs or RECIPES["fast"].epochs)
+        print(f"3/3 fast recipe, {fast_epochs} epochs ...", flush=True)
+        result["fast_recipe"] = bench_trainer("fast", args.data, device, fast_epochs, args, Path(tmp))
+
+    for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
+        r = result[part]
+        r["mfu"] = mfu(flops, r["images_per_s"], env["device_name"], r["precision"])
+    base = result["original_loop"]["images_per_s"]
+    result["speedup_images_per_s"] = {part: result[part]["images_per_s"] / base
+                                      for part in ("original_recipe_fast_loader", "fast_recipe")}
+
+    print(f"\n{'part':<30} {'epoch s':>9} {'images/s':>10} {'x original':>11} {'peak GiB':>9} {'MFU':>6}")
+    for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
+        r = result[part]
+        ratio = r["images_per_s"] / base
+        mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
+        util = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
+        print(f"{part:<30} {r['epoch_time_s']:>9.2f} {r['images_per_s']:>10.0f} {ratio:>10.2f}x {mem:>9} {util:>6}")
+    fast = result["fast_recipe"]
+    reached = (f"{fast['time_to_target_s']:.1f} s (epoch {fast['epoch_reaching_target']})"
+               if fast["time_to_target_s"] is not None else f"not reached (best {fast['best_test_acc']:.2f} %)")
+    print(f"fast recipe: time to {TARGET_ACCURACY} % test accuracy on {train_set.source}: {reached}")
+
+    out = args.out or Path(__file__).resolve().parent / "results" / (
+        f"gpu-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}{'-smoke' if args.smoke else ''}.json")
+    atomic_write_json(out, result)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
