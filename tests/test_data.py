@@ -209,6 +209,25 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
         load_cifar10(tmp_path / "data", download=True)
 
 
+def test_download_is_skipped_when_the_data_is_there(tmp_path, monkeypatch):
+    from torchvision.datasets import utils
+
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("downloaded although the archive was present")
+
+    monkeypatch.setattr(utils, "download_url", must_not_download)
+    written = write_official_archive(tmp_path, n_train=10, n_test=2)
+    train, _ = load_cifar10(tmp_path, download=True, verify=False)
+    np.testing.assert_array_equal(train.images, written.train_images)
+
+
+def test_unsupported_file_is_refused(tmp_path):
+    path = tmp_path / "cifar.zip"
+    path.write_bytes(b"PK")
+    with pytest.raises(DataError, match=r"cifar\.zip: not a data set \(expected cifar-10-python\.tar\.gz"):
+        load_cifar10(path)
+
+
 def test_label_out_of_range(tmp_path):
     rows = np.zeros((10, 3072), np.uint8)  # two images per training batch
     write_official_batches(tmp_path, rows, [0, 1, 2, 3, 4, 5, 6, 7, 8, 10], rows[:1], [0], as_tarball=False)
