@@ -92,17 +92,22 @@ def test_grayscale_differs_from_torchvisions_tensor_version_by_at_most_one_level
     assert difference.max() == 1 and difference.float().mean() > 0.1
 
 
-def test_random_grayscale_replicates_luma_only_where_masked():
+@pytest.mark.parametrize("sync_free", [False, True], ids=["subset", "where"])
+def test_random_grayscale_replicates_luma_only_where_masked(sync_free):
     x = _images(6, seed=5).permute(0, 3, 1, 2)
     mask = torch.tensor([True, False, False, True, True, False])
-    out = random_grayscale(x, mask)
+    out = random_grayscale(x, mask, sync_free=sync_free)
     for n in range(6):
         expected = TF.rgb_to_grayscale(Image.fromarray(x[n].permute(1, 2, 0).numpy()), num_output_channels=3)
         expected = torch.from_numpy(np.array(expected)).permute(2, 0, 1)
         assert torch.equal(out[n], expected if mask[n] else x[n])
     before = x.clone()
-    random_grayscale(x, mask, inplace=False)
+    random_grayscale(x, mask, inplace=False, sync_free=sync_free)
     assert torch.equal(x, before)
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert random_grayscale(channels_last, mask, inplace=True, sync_free=sync_free) is channels_last
+    assert torch.equal(channels_last, out)
+    assert random_grayscale(x, torch.zeros(6, dtype=torch.bool), sync_free=sync_free).equal(x)
 
 
 @given(seed=st.integers(0, 2**32 - 1), mean=st.tuples(*[st.floats(0.0, 1.0)] * 3),
