@@ -601,7 +601,4 @@ def test_real_jpeg_copy(jpeg_archive, jpeg_cifar):
     mean, std = channel_stats(train)
     np.testing.assert_allclose(mean, [0.4913, 0.4821, 0.4465], rtol=0, atol=README_STATS_ABS)
     np.testing.assert_allclose(std, [0.2452, 0.2428, 0.2606], rtol=0, atol=README_STATS_ABS)
-    # the second load comes from the cache and is identical
-    again, _ = load_cifar10(jpeg_archive, cache_dir=cache)
-    np.testing.assert_array_equal(again.images, train.images)
-    assert len(_cache_files(cache)) == 1
+    assert len(_cache_files(cache)) == 1  # decoded once into one cache file (reuse: test_cache_is_written_once...)
