@@ -259,12 +259,12 @@ def stage_overview(slug: str) -> None:
     rows = []
     for name in names:
         lc = c[name]
-        key = lc.layer.key or "(torch.flatten in forward)"
-        rows.append([f"[{name}](#{name.lower()})", KIND_WORDS[lc.layer.kind], f"`{key}`",
-                     shape_text(lc.in_shape), shape_text(lc.out_shape), fmt(lc.weights), fmt(lc.macs),
-                     fmt(lc.torchstat_flops)])
-    print(md_table(["layer", "kind", "torch module", "input (per image)", "output", "weights", "MACs",
-                    "FLOPs (torchstat)"], rows, "lllllrrr"))
+        key = lc.layer.key or "–"
+        rows.append([f"[{name}](#{name.lower()})", f"`{key}`" if lc.layer.key else key, "×".join(map(str, lc.in_shape)),
+                     "×".join(map(str, lc.out_shape)), fmt(lc.weights), fmt(lc.macs), fmt(lc.torchstat_flops)])
+    print(md_table(["layer", "module", "input", "output", "weights", "MACs", "FLOPs¹"], rows, "llllrrr"))
+    print("\nShapes per image. ¹ as torchstat counts them, the write-up's column (see the "
+          "[layer table](../layer-table.md)).")
 
 
 # ----- equations --------------------------------------------------------------------
@@ -681,8 +681,9 @@ def layer_section(name: str) -> None:
 
     L = layer(name)
     lc = counts()[name]
-    key = f"`{L.key}`" if L.key else "no module"
-    print(f"## {name}\n\n*{KIND_WORDS[L.kind]}* — PyTorch {key}.\n")
+    where = (f"in PyTorch the module `{L.key}` of `AlexNet`" if L.key else
+             "in PyTorch not a module: `torch.flatten(x, 1)` in `AlexNet.forward`")
+    print(f"## {name}\n\n*{KIND_WORDS[L.kind]}*; {where}.\n")
     print("### What it computes\n")
     print(EQUATIONS[L.kind])
     print("### Shapes, parameters and FLOPs\n")
