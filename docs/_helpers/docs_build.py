@@ -481,19 +481,34 @@ TORCH_FUNCTIONAL = {
     "linear": "torch.nn.functional.linear(x, weight, bias)",
 }
 
-def tests_using(function_name: str) -> list[str]:
-    """The test files (``tests/test_*.py``) that call ``function_name`` and import torch.
+#: layer kind -> what a test must call on the torch side to compare with the NumPy layer.
+TORCH_COUNTERPART = {
+    "conv": r"\b(F|functional)\.conv2d\b",
+    "bn2d": r"\b(F|functional)\.batch_norm\b|\bBatchNorm2d\b",
+    "bn1d": r"\b(F|functional)\.batch_norm\b|\bBatchNorm1d\b",
+    "relu": r"\b(F|functional)\.relu\b|\btorch\.relu\b",
+    "maxpool": r"\b(F|functional)\.max_pool2d\b",
+    "linear": r"\b(F|functional)\.linear\b",
+    "flatten": r"\btorch\.flatten\b",
+    "dropout": r"\.backward\(",  # compared with torch autograd on x * mask / (1 - p), the same mask
+}
 
-    These are the tests that compare the NumPy function with PyTorch; the build fails if
-    there is none, so a layer page never links to a test that does not exist.
+
+def tests_comparing(kind: str) -> list[str]:
+    """The test files (``tests/test_*.py``) that run the NumPy layer of ``kind`` against torch.
+
+    A file qualifies if it calls the layer's NumPy forward function and its torch counterpart
+    (:data:`TORCH_COUNTERPART`). The build fails if there is none, so a layer page never links
+    to a test that does not exist.
     """
+    numpy_forward = NUMPY_FUNCTIONS[kind][1][0]
     found = []
     for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
         text = path.read_text(encoding="utf-8")
-        if re.search(rf"\b{re.escape(function_name)}\b", text) and re.search(r"^\s*(import|from) torch", text, re.M):
+        if re.search(rf"\b{numpy_forward}\(", text) and re.search(TORCH_COUNTERPART[kind], text):
             found.append(path.relative_to(REPO_ROOT).as_posix())
     if not found:
-        raise FileNotFoundError(f"docs: no test in tests/ compares {function_name} with torch")
+        raise FileNotFoundError(f"docs: no test in tests/ compares {numpy_forward} with torch")
     return found
 
 
@@ -693,8 +708,7 @@ def layer_section(name: str) -> None:
     print("\n### NumPy and PyTorch agree\n")
     print("A small example, executed when this page was built (float64, random upstream gradient):\n")
     print(example(name))
-    module_name, functions, _ = NUMPY_FUNCTIONS[L.kind]
-    links = ", ".join(repo_link(t) for t in tests_using(functions[0]))
+    links = ", ".join(repo_link(t) for t in tests_comparing(L.kind))
     print(f"\nThe tests that prove it for all shapes and parameters: {links} "
           "(hypothesis-generated inputs, tolerances from "
           f"{repo_link('tests/tolerances.py')}; see [Verification](../verification.md)).\n")
