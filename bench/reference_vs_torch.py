@@ -9,8 +9,11 @@ model's ``state_dict`` converted to NumPy arrays):
   parameter (torch: ``logits.backward(G)``; NumPy: :func:`reference.network.backward`);
 * **eval forward**: eval mode (running statistics, no dropout), for completeness.
 
-Each phase runs once to warm up, then ``--repeats`` times; the median is reported, with the
-ratio NumPy / torch (> 1: NumPy is slower). The two sides alternate within each repeat so
+Each phase runs once to warm up, then ``--repeats`` times; the median wall time is reported,
+with the ratio NumPy / torch (> 1: NumPy is slower). The CPU time of the process (all its
+threads, ``time.process_time``) is reported too: on a busy machine a process waits for a
+core and its wall time grows, while its CPU time does not (spinning BLAS/OpenMP threads do
+count, though, so neither number is perfect). The two sides alternate within each repeat so
 that a change in machine load hits both. Both use all the threads they find (torch:
 ``torch.get_num_threads()``; NumPy: its BLAS); the JSON records the thread counts and the
 load average: on a shared machine only quiet-machine numbers should be quoted.
@@ -83,9 +86,10 @@ def _setup(batch: int, seed: int):
 
 
 def _timed(function):
-    start = time.perf_counter()
+    """(wall seconds, CPU seconds of this process -- all threads, result)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = function()
-    return time.perf_counter() - start, result
+    return (time.perf_counter() - start, time.process_time() - start_cpu), result
 
 
 def _rel_error(a, b) -> float:
@@ -116,7 +120,8 @@ def measure(batch: int, repeats: int, seed: int = 0) -> dict:
     logits, _, _ = numpy_train_forward()
     logits_error = _rel_error(logits, torch_train_forward().detach().numpy())
 
-    times = {phase: {"numpy": [], "torch": []} for phase in ("forward", "backward", "eval_forward")}
+    times = {phase: {"numpy": [], "torch": [], "numpy_cpu": [], "torch_cpu": []}
+             for phase in ("forward", "backward", "eval_forward")}
     for repeat in range(repeats + 1):  # repeat 0 is the warm-up
         t_np_fwd, (_, cache, _) = _timed(numpy_train_forward)
         t_np_bwd, _ = _timed(lambda: network.backward(upstream, cache))
@@ -128,13 +133,18 @@ def measure(batch: int, repeats: int, seed: int = 0) -> dict:
             continue
         for phase, t_np, t_t in (("forward", t_np_fwd, t_t_fwd), ("backward", t_np_bwd, t_t_bwd),
                                  ("eval_forward", t_np_eval, t_t_eval)):
-            times[phase]["numpy"].append(t_np)
-            times[phase]["torch"].append(t_t)
+            times[phase]["numpy"].append(t_np[0])
+            times[phase]["torch"].append(t_t[0])
+            times[phase]["numpy_cpu"].append(t_np[1])
+            times[phase]["torch_cpu"].append(t_t[1])
 
     results = {}
     for phase, sides in times.items():
         numpy_s, torch_s = statistics.median(sides["numpy"]), statistics.median(sides["torch"])
+        numpy_cpu, torch_cpu = statistics.median(sides["numpy_cpu"]), statistics.median(sides["torch_cpu"])
         results[phase] = {"numpy_s": numpy_s, "torch_s": torch_s, "ratio_numpy_over_torch": numpy_s / torch_s,
+                          "numpy_cpu_s": numpy_cpu, "torch_cpu_s": torch_cpu,
+                          "cpu_ratio_numpy_over_torch": numpy_cpu / torch_cpu,
                           "numpy_all_s": sides["numpy"], "torch_all_s": sides["torch"]}
     return {
         "benchmark": "reference_vs_torch",
@@ -162,12 +172,13 @@ def format_table(document: dict) -> str:
         f"(torch threads {document['torch_threads']}, {document['cpu_count']} CPUs, load {document['load_average']})",
         f"logits agree to {document['logits_rel_error_float32']:.1e} (relative, float32)",
         "",
-        "| phase | NumPy (ms) | torch (ms) | NumPy / torch |",
-        "|---|---:|---:|---:|",
+        "| phase | NumPy (ms) | torch (ms) | NumPy / torch | NumPy CPU (ms) | torch CPU (ms) | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for phase, r in document["results"].items():
         lines.append(f"| {phase} | {r['numpy_s'] * 1e3:.1f} | {r['torch_s'] * 1e3:.1f} | "
-                     f"{r['ratio_numpy_over_torch']:.2f}x |")
+                     f"{r['ratio_numpy_over_torch']:.2f}x | {r['numpy_cpu_s'] * 1e3:.1f} | {r['torch_cpu_s'] * 1e3:.1f} | "
+                     f"{r['cpu_ratio_numpy_over_torch']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
