@@ -1301,6 +1301,7 @@ def test_inventory() -> None:
     for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         doc = (ast.get_docstring(tree) or "").split("\n\n")[0].replace("\n", " ")
+        doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", doc).replace("``", "`")  # reST roles -> Markdown code
         tests = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
                  and n.name.startswith("test_")]
         with_given = sum(1 for n in tests if any("given" in ast.unparse(dec) for dec in n.decorator_list))

@@ -22,6 +22,9 @@ def on_config(config, **kwargs):
     for path in (str(REPO_ROOT), str(HELPERS)):
         if path not in sys.path:
             sys.path.insert(0, path)
+    # `mkdocs serve` rebuilds in the same process: forget the helpers so edits to them count.
+    for name in ("docs_build", "original_log"):
+        sys.modules.pop(name, None)
     import docs_build
 
     docs_build.REPO_URL = str(config.repo_url).rstrip("/")
