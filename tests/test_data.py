@@ -43,11 +43,7 @@ from data_factories import (
     write_official_batches,
 )
 
-# Requested for tests/tolerances.py (owned by the lead); kept here until they move there.
-#: channel_stats (exact rational arithmetic) vs np.mean / np.std (float64 pairwise sums).
-CHANNEL_STATS_F64 = 1e-12
-#: The JPEG copy's mean/std vs the 4-digit values in shared/data/README.md (absolute).
-README_STATS_ABS = 1e-3
+from tolerances import CHANNEL_STATS_F64, README_STATS_ABS
 
 
 @pytest.fixture(autouse=True)

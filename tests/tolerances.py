@@ -22,6 +22,10 @@ NUMERIC_GRAD = 1e-6
 NETWORK_LOGITS_F64 = 1e-9
 #: Whole network, train-mode loss and every parameter gradient, float64.
 NETWORK_GRAD_F64 = 1e-8
+#: Per-channel mean/std (exact rational arithmetic) vs np.mean / np.std (float64 pairwise sums).
+CHANNEL_STATS_F64 = 1e-12
+#: The JPEG copy's mean/std vs the 4-digit values in shared/data/README.md (absolute).
+README_STATS_ABS = 1e-3
 
 
 def rel_error(a, b) -> float:
