@@ -258,3 +258,54 @@ def test_every_layer_appears_on_a_layer_page(site):
     pages = "".join(p.read_text(encoding="utf-8") for p in (out / "network").rglob("index.html"))
     for layer in LAYERS:
         assert f'id="{layer.name.lower()}"' in pages, f"no section for {layer.name}"
+
+
+# ----------------------------------------------------------------------------- commands on the pages
+
+
+def _shell_blocks(text: str):
+    for match in re.finditer(r"^(?P<indent>[ \t]*)```(?:bash|sh|shell|console)[^\n]*\n(?P<body>.*?)^(?P=indent)```",
+                             text, re.M | re.S):
+        yield match.group("body")
+
+
+def _cli_commands():
+    """Every ``cifar-alexnet ...`` command written in a shell block of the docs (placeholders filled)."""
+    import shlex
+
+    commands = []
+    for page in _markdown_pages():
+        for body in _shell_blocks(page.read_text(encoding="utf-8")):
+            for line in body.replace("\\\n", " ").splitlines():
+                line = line.split(" #", 1)[0].strip()
+                words = shlex.split(line.replace("<run>", "RUN"))
+                for i, word in enumerate(words):
+                    if word.endswith("cifar-alexnet"):
+                        commands.append((page.relative_to(REPO_ROOT).as_posix(), words[i + 1:]))
+                        break
+    return commands
+
+
+def test_documented_commands_parse():
+    """Every ``cifar-alexnet`` command shown on the site is accepted by the real command line."""
+    from cifar_alexnet.cli import build_parser
+
+    commands = _cli_commands()
+    assert len(commands) >= 5, "expected the getting-started page to show several commands"
+    for page, args in commands:
+        command = next((a for a in args if not a.startswith("-")), None)
+        try:
+            build_parser(command).parse_args(args)
+        except SystemExit as error:
+            pytest.fail(f"{page}: `cifar-alexnet {' '.join(args)}` does not parse (exit {error.code})")
+
+
+def test_files_named_in_commands_exist():
+    """Test files and examples named in the shell blocks of the site exist."""
+    named = []
+    for page in _markdown_pages():
+        for body in _shell_blocks(page.read_text(encoding="utf-8")):
+            named += [(page.name, path) for path in re.findall(r"\b((?:tests|examples|scripts)/[\w/]+\.py)\b", body)]
+    assert named, "no file named in any command"
+    missing = [f"{page}: {path}" for page, path in named if not (REPO_ROOT / path).is_file()]
+    assert not missing, "named in the docs but missing: " + ", ".join(missing)
