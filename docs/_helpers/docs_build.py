@@ -1209,20 +1209,39 @@ def result_files() -> list[Path]:
 
 @returns_printed
 def results_section() -> None:
-    """Every benchmark result file, as a key/value table (nothing is typed in)."""
+    """Every benchmark result file: a summary row each, then all its fields (nothing typed in).
+
+    Results of a script's ``--smoke`` mode (``"smoke": true``) check that the script runs; they
+    are not measurements and are left out.
+    """
     import json
 
-    files = result_files()
-    if not files:
-        print("No benchmark result has been recorded yet (`docs/results/` and `bench/results/` hold no JSON). "
-              "The benchmark scripts under `bench/` write one when they are run.")
-        return
-    for path in files:
+    measured, smoke = [], []
+    for path in result_files():
         data = json.loads(path.read_text())
-        rel = path.relative_to(REPO_ROOT).as_posix()
-        print(f"\n### `{rel}`\n")
-        rows = [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else f"`{v}`"] for k, v in _flatten(data)]
-        print(md_table(["field", "value"], rows, "ll"))
+        (smoke if data.get("smoke") else measured).append((path, data))
+    if not measured:
+        print("No benchmark result has been recorded yet (`docs/results/` and `bench/results/` hold no "
+              "measured JSON). The benchmark scripts under `bench/` write one when they are run.")
+    else:
+        rows = []
+        for path, data in measured:
+            ratios = [f"`{k}` = {v:.3g}" for k, v in _flatten(data)
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and re.search(r"speedup|ratio", k) and not k.startswith("targets")][:4]
+            rows.append([f"`{path.relative_to(REPO_ROOT).as_posix()}`", f"`{data.get('benchmark', path.stem)}`",
+                         f"`{data.get('device_name', data.get('device', '?'))}`",
+                         data.get("date_utc", data.get("date", "")), "<br>".join(ratios) or "-"])
+        print(md_table(["file", "benchmark", "device", "date", "ratios"], rows, "lllll"))
+        for path, data in measured:
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            table = md_table(["field", "value"], [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else f"`{v}`"]
+                                                  for k, v in _flatten(data)], "ll")
+            print(f'\n??? note "All fields of `{rel}`"\n\n{indent(table)}\n')
+    if smoke:
+        names = ", ".join(f"`{p.relative_to(REPO_ROOT).as_posix()}`" for p, _ in smoke)
+        print(f"\nLeft out: {names} — written by a `--smoke` run, which checks that the script works and "
+              "measures nothing.")
 
 
 def fast_recipe_measured_on_gpu() -> bool:
@@ -1234,8 +1253,9 @@ def fast_recipe_measured_on_gpu() -> bool:
         if "fast" in text and "cuda" in text:
             return True
     for path in result_files():
-        text = path.read_text().lower()
-        if '"recipe": "fast"' in text and "cuda" in text:
+        data = json.loads(path.read_text())
+        text = json.dumps(data).lower()
+        if not data.get("smoke") and '"fast"' in text and "cuda" in text:
             return True
     return False
 
