@@ -431,8 +431,9 @@ def derivation(name: str) -> str:
     elif kind == "maxpool":
         lines.append(
             f"\n\n**Parameters.** None. **FLOPs (torchstat).** torchstat counts one per *input* element: "
-            f"${tex_shape(ins)} = {tex_int(lc.torchstat_flops)}$ (the comparisons, {L.kernel}² − 1 per output, "
-            f"number ${tex_int(lc.torchstat_madd)}$, torchstat's MAdd column)."
+            f"${tex_shape(ins)} = {tex_int(lc.torchstat_flops)}$. The comparisons actually made are "
+            f"$k^2 - 1 = {L.kernel * L.kernel - 1}$ per output: ${L.kernel * L.kernel - 1} \\cdot {tex_shape(outs)} = "
+            f"{tex_int(lc.torchstat_madd)}$, torchstat's MAdd column."
         )
     elif kind == "linear":
         n_in, n_out = ins[0], outs[0]
