@@ -895,7 +895,10 @@ def _fit(t: Trainer) -> None:
         row["epoch_time_s"] = time.perf_counter() - epoch_started
         end_of_epoch(t, epoch, row)
         t.log(format_row(row, t.config.epochs))
-        if t.stop.signal_name or (t.ctx.enabled and _any_rank_stopping(t)):
+        # Several processes must all take part in the agreement (no short-circuit: a process that
+        # skipped the collective would leave the others waiting forever).
+        stop_now = _any_rank_stopping(t) if t.ctx.enabled else t.stop.signal_name is not None
+        if stop_now:
             raise TrainingInterrupted(t.stop.signal_name or "SIGTERM", t.stop.exit_code, t.run_dir,
                                       resume_command(t.run_dir, t.ctx))
 
@@ -1153,17 +1156,29 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The ``train`` subcommand: returns the process exit status."""
+    """The ``train`` subcommand: returns the process exit status.
+
+    In a multi-process run every process exits with the same status, but only rank 0 prints.
+    """
+    try:
+        is_main = dist_utils.context_from_env().is_main
+    except ValueError:
+        is_main = True
+
+    def report(message: str) -> None:
+        if is_main:
+            print(message, file=sys.stderr, flush=True)
+
     try:
         config = config_from_args(args)
         train(config)
     except TrainingInterrupted as exc:
-        print(f"\n{exc}", file=sys.stderr, flush=True)
+        report(f"\n{exc}")
         return exc.exit_code
     except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        report(f"error: {exc}")
         return EXIT_NONFINITE
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        report(f"error: {exc}")
         return EXIT_SETUP_ERROR
     return 0
