@@ -27,6 +27,12 @@ Conventions (PyTorch's, written down once):
   unchanged; the layer is then an affine function of ``x``.
 
 The functions never modify their arguments: the new running statistics are returned.
+
+Precision: elementwise work is done in the input's dtype. The per-channel reductions (mean,
+variance, and in the backward pass ``sum(dout)`` and ``sum(dout * x_hat)``) accumulate in
+float64 and are rounded once. In float32 these sums can cancel almost completely (a
+channel's ``sum(dout * x_hat)`` is often near zero), and a float32 accumulation would then
+keep few correct digits; PyTorch's CPU kernels accumulate the statistics in double too.
 """
 
 from __future__ import annotations
@@ -47,16 +53,21 @@ class BatchNormCache(NamedTuple):
     """What the backward pass needs.
 
     Attributes:
+        x: the input, ``(N, C)`` or ``(N, C, H, W)``.
         x_hat: the normalised input, shape of ``x``.
         gamma: the scale, ``(C,)``.
-        inv_std: ``1 / sqrt(var + eps)`` per channel, ``(C,)`` (batch variance in training
-            mode, running variance in eval mode).
+        mean: the mean ``x`` was centred with, ``(C,)`` float64 (batch mean in training
+            mode, running mean in eval mode).
+        inv_std: ``1 / sqrt(var + eps)`` per channel, ``(C,)`` float64 (batch variance in
+            training mode, running variance in eval mode).
         axes: the axes averaged over: ``(0,)`` or ``(0, 2, 3)``.
         training: which mode the forward pass ran in.
     """
 
+    x: np.ndarray
     x_hat: np.ndarray
     gamma: np.ndarray
+    mean: np.ndarray
     inv_std: np.ndarray
     axes: tuple
     training: bool
@@ -120,22 +131,21 @@ def batchnorm_forward(
                 f"{_LAYER}: training mode needs more than one value per channel to estimate a variance, "
                 f"got x of shape {x.shape}; use a batch of 2 or more, or training=False"
             )
-        mean = x.mean(axis=axes)  # (C,)
-        centred = x - _per_channel(mean, x.ndim)  # shape of x
-        var = (centred * centred).mean(axis=axes)  # (C,), biased: divides by M
-        inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))  # (C,)
-        x_hat = centred * _per_channel(inv_std, x.ndim)  # shape of x
-        m = x.dtype.type(momentum)
-        unbiased_var = var * x.dtype.type(values_per_channel / (values_per_channel - 1))  # (C,)
-        new_running_mean = (1 - m) * running_mean + m * mean  # (C,)
-        new_running_var = (1 - m) * running_var + m * unbiased_var  # (C,)
+        mean64 = x.mean(axis=axes, dtype=np.float64)  # (C,)
+        var64 = x.var(axis=axes, dtype=np.float64)  # (C,), biased: divides by M
+        unbiased_var64 = var64 * (values_per_channel / (values_per_channel - 1))  # (C,)
+        new_running_mean = ((1 - momentum) * running_mean + momentum * mean64).astype(x.dtype)  # (C,)
+        new_running_var = ((1 - momentum) * running_var + momentum * unbiased_var64).astype(x.dtype)  # (C,)
     else:
-        inv_std = 1.0 / np.sqrt(running_var + x.dtype.type(eps))  # (C,)
-        x_hat = (x - _per_channel(running_mean, x.ndim)) * _per_channel(inv_std, x.ndim)  # shape of x
+        mean64 = running_mean.astype(np.float64)  # (C,)
+        var64 = running_var.astype(np.float64)  # (C,)
         new_running_mean, new_running_var = running_mean, running_var
 
+    inv_std64 = 1.0 / np.sqrt(var64 + eps)  # (C,)
+    mean, inv_std = mean64.astype(x.dtype), inv_std64.astype(x.dtype)  # (C,), rounded once to x's dtype
+    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)  # shape of x
     out = _per_channel(gamma, x.ndim) * x_hat + _per_channel(beta, x.ndim)  # shape of x
-    cache = BatchNormCache(x_hat, gamma, inv_std, axes, bool(training))
+    cache = BatchNormCache(x, x_hat, gamma, mean64, inv_std64, axes, bool(training))
     return out, cache, (new_running_mean, new_running_var)
 
 
@@ -143,13 +153,15 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     """Batch-norm backward pass (both modes).
 
     ``dgamma = sum(dout * x_hat)`` and ``dbeta = sum(dout)`` over the averaged axes. For the
-    input gradient write ``g = dout * gamma`` (the gradient w.r.t. ``x_hat``):
+    input gradient, ``g = dout * gamma`` is the gradient w.r.t. ``x_hat``:
 
     * eval mode: ``x_hat`` is affine in ``x``, so ``dx = g * inv_std``;
     * training mode: the batch mean and variance depend on every ``x`` too, which gives
-      (per channel, sums over the ``M`` values of the channel)::
+      (per channel, means over the ``M`` values of the channel)::
 
-          dx = inv_std / M * (M * g - sum(g) - x_hat * sum(g * x_hat))
+          dx = gamma * inv_std * (dout - mean(dout) - x_hat * mean(dout * x_hat))
+
+      i.e. ``dout`` minus its projections on the constant vector and on ``x_hat``.
 
     Args:
         dout: upstream gradient, the shape of the forward input (``(N, C)`` or ``(N, C, H, W)``).
@@ -158,23 +170,25 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     Returns:
         ``(dx, dgamma, dbeta)`` with shapes ``x.shape``, ``(C,)``, ``(C,)``.
     """
-    x_hat, gamma, inv_std, axes, training = cache
+    x, x_hat, gamma, mean64, inv_std64, axes, training = cache
     check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, C) or (N, C, H, W)", (2, 4))
-    check_shape(f"{_LAYER}_backward", "dout", dout, x_hat.shape, "the forward input's shape")
-    check_same_dtype(f"{_LAYER}_backward", "dout", dout, x_hat, "x")
+    check_shape(f"{_LAYER}_backward", "dout", dout, x.shape, "the forward input's shape")
+    check_same_dtype(f"{_LAYER}_backward", "dout", dout, x, "x")
     ndim = dout.ndim
 
-    dbeta = dout.sum(axis=axes)  # (C,)
-    dgamma = (dout * x_hat).sum(axis=axes)  # (C,)
-    g = dout * _per_channel(gamma, ndim)  # dL/dx_hat, shape of x
-    if not training:
-        dx = g * _per_channel(inv_std, ndim)  # shape of x
-        return dx, dgamma, dbeta
+    # The per-channel sums in float64, with x_hat recomputed in float64 from x.
+    centred64 = x.astype(np.float64, copy=False) - _per_channel(mean64, ndim)  # shape of x
+    sum_dout = dout.sum(axis=axes, dtype=np.float64)  # (C,)
+    sum_dout_xhat = (dout * centred64).sum(axis=axes) * inv_std64  # (C,)
+    dbeta = sum_dout.astype(dout.dtype)  # (C,)
+    dgamma = sum_dout_xhat.astype(dout.dtype)  # (C,)
 
-    M = x_hat.size // x_hat.shape[1]  # values per channel
-    sum_g = g.sum(axis=axes)  # (C,)
-    sum_g_xhat = (g * x_hat).sum(axis=axes)  # (C,)
-    dx = (M * g - _per_channel(sum_g, ndim) - x_hat * _per_channel(sum_g_xhat, ndim)) * _per_channel(
-        inv_std / M, ndim
-    )  # shape of x
+    scale = _per_channel(gamma * inv_std64.astype(dout.dtype), ndim)  # d out / d x at fixed statistics
+    if not training:
+        return dout * scale, dgamma, dbeta  # dx: shape of x
+
+    M = x.size // x.shape[1]  # values per channel
+    mean_dout = _per_channel((sum_dout / M).astype(dout.dtype), ndim)  # (C,) broadcast
+    mean_dout_xhat = _per_channel((sum_dout_xhat / M).astype(dout.dtype), ndim)  # (C,) broadcast
+    dx = (dout - mean_dout - x_hat * mean_dout_xhat) * scale  # shape of x
     return dx, dgamma, dbeta

@@ -31,6 +31,10 @@ Two implementations compute the same numbers:
   ("im2col") and do the whole layer as one matrix product: the version the network uses.
 
 The tests check the two against each other and against ``torch.nn.functional.conv2d``.
+
+Precision: everything is computed in the input's dtype, except the bias gradient, a plain
+sum over ``N * H_out * W_out`` values, which is accumulated in float64 and rounded once
+(in float32 a long sum of mixed-sign values can lose most of its digits to cancellation).
 """
 
 from __future__ import annotations
@@ -167,8 +171,9 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
 
     Every output pixel ``out[n, f, i, j]`` came from one receptive field and one filter, so
     its upstream gradient ``g = dout[n, f, i, j]`` flows back to exactly those:
-    ``dw[f] += g * field``, ``dx_pad[n, :, field] += g * w[f]`` and ``db[f] += g``. The padding border of ``dx_pad`` is cut off at
-    the end (padding zeros are constants, not inputs).
+    ``dw[f] += g * field``, ``dx_pad[n, :, field] += g * w[f]`` and ``db[f] += g``. The
+    padding border of ``dx_pad`` is cut off at the end (padding zeros are constants, not
+    inputs).
 
     Args:
         dout: upstream gradient, ``(N, F, H_out, W_out)``.
@@ -190,7 +195,7 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
 
     dx_pad = np.zeros_like(x_pad)  # (N, C, H + 2 ph, W + 2 pw)
     dw = np.zeros_like(w)  # (F, C, KH, KW)
-    db = np.zeros(F, dtype=w.dtype)  # (F,)
+    db = np.zeros(F, dtype=np.float64)  # (F,), summed in float64 like the vectorised version
     for n in range(N):
         for i in range(H_out):
             for j in range(W_out):
@@ -202,7 +207,7 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
                 dx_pad[n, :, rows, cols] += np.tensordot(g, w, axes=1)  # sum over f of g[f] * w[f]: (C, KH, KW)
                 db += g
     dx = dx_pad[:, :, ph : ph + H, pw : pw + W]  # (N, C, H, W): drop the padding border
-    return np.ascontiguousarray(dx), dw, db
+    return np.ascontiguousarray(dx), dw, db.astype(w.dtype)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,7 +306,7 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     _check_dout("conv2d_backward", dout, cache, (N, F, H_out, W_out))
 
     dout_rows = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
-    db = dout_rows.sum(axis=(0, 2))  # (F,)
+    db = dout_rows.sum(axis=(0, 2), dtype=np.float64).astype(dout.dtype)  # (F,), summed in float64
     dw_rows = np.tensordot(dout_rows, cols, axes=([0, 2], [0, 2]))  # (F, C*KH*KW)
     dw = dw_rows.reshape(F, C, KH, KW)  # (F, C, KH, KW)
 

@@ -71,5 +71,5 @@ def linear_backward(dout: np.ndarray, cache: LinearCache):
     check_same_dtype(f"{_LAYER}_backward", "dout", dout, x)
     dx = dout @ w  # (N, D_out) @ (D_out, D_in) -> (N, D_in)
     dw = dout.T @ x  # (D_out, N) @ (N, D_in) -> (D_out, D_in)
-    db = dout.sum(axis=0)  # (D_out,)
+    db = dout.sum(axis=0, dtype=np.float64).astype(dout.dtype)  # (D_out,), summed in float64
     return dx, dw, db

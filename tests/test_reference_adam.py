@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reference.adam import AdamState, adam_step
-from strategies import DTYPES, check_errors, seeds
-from tolerances import rel_error
+from strategies import DTYPES, Agreement, check_errors, compare_with_torch, seeds
+from tolerances import LAYER_F64, assert_close
 
 PARAM_SHAPES = {"conv.weight": (4, 3, 3, 3), "conv.bias": (4,), "fc.weight": (5, 7), "bn.weight": (7,)}
 
@@ -24,31 +24,38 @@ hyperparameters = st.fixed_dictionaries(
 )
 
 
-def adam_errors(seed: int, dtype, steps: int, hyper: dict, skip_every: int = 0) -> dict[str, float]:
-    """Run ``steps`` Adam steps on both sides and return the parameters' relative errors.
+def adam_errors(seed: int, dtype, steps: int, hyper: dict, skip_every: int = 0) -> dict[str, Agreement]:
+    """Run ``steps`` Adam steps on both sides and compare the final parameters.
 
     With ``skip_every = k > 0`` the parameter ``fc.weight`` gets no gradient on every k-th
     step (absent from ``grads`` here, ``grad = None`` for torch), which tests the
     per-parameter step count.
     """
     rng = np.random.default_rng(seed)
-    params = {name: rng.standard_normal(shape).astype(dtype) for name, shape in PARAM_SHAPES.items()}
-    torch_params = {name: torch.tensor(p, requires_grad=True) for name, p in params.items()}
-    optimiser = torch.optim.Adam(torch_params.values(), **hyper)
-    state = AdamState()
+    start = {name: rng.standard_normal(shape).astype(dtype) for name, shape in PARAM_SHAPES.items()}
+    grad_steps = []
     for step in range(1, steps + 1):
-        grads = {name: rng.standard_normal(p.shape).astype(dtype) for name, p in params.items()}
+        grads = {name: rng.standard_normal(shape).astype(dtype) for name, shape in PARAM_SHAPES.items()}
         if skip_every and step % skip_every == 0:
             del grads["fc.weight"]
-        optimiser.zero_grad(set_to_none=True)
-        for name, g in grads.items():
-            torch_params[name].grad = torch.tensor(g)
-        optimiser.step()
-        returned = adam_step(params, grads, state, **hyper)
-        assert returned is params
-    for name, p in params.items():
-        assert p.dtype == dtype, f"Adam changed {name}'s dtype to {p.dtype}"
-    return {name: rel_error(params[name], torch_params[name].detach().numpy()) for name in params}
+        grad_steps.append(grads)
+
+    params = {name: p.copy() for name, p in start.items()}
+    state = AdamState()
+    for grads in grad_steps:
+        assert adam_step(params, grads, state, **hyper) is params
+
+    def run_torch(torch_dtype):
+        torch_params = {name: torch.tensor(p, dtype=torch_dtype, requires_grad=True) for name, p in start.items()}
+        optimiser = torch.optim.Adam(torch_params.values(), **hyper)
+        for grads in grad_steps:
+            optimiser.zero_grad(set_to_none=True)
+            for name, g in grads.items():
+                torch_params[name].grad = torch.tensor(g, dtype=torch_dtype)
+            optimiser.step()
+        return {name: p.detach().numpy() for name, p in torch_params.items()}
+
+    return compare_with_torch(params, run_torch, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -74,7 +81,7 @@ def test_defaults_are_torchs():
         wt.grad = torch.tensor(grads["w"])
         optimiser.step()
         adam_step(params, grads, state)  # ours
-    check_errors("adam (defaults)", np.float64, {"w": rel_error(params["w"], wt.detach().numpy())})
+    assert_close(params["w"], wt.detach().numpy(), LAYER_F64, "w")
     assert state.step == {"w": 3}
 
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from reference.batchnorm import batchnorm_backward, batchnorm_forward
 from reference.gradcheck import numeric_gradient
-from strategies import DTYPES, BatchNormCase, batchnorm_cases, batchnorm_min_values, check_errors
-from tolerances import NUMERIC_GRAD, assert_close, rel_error
+from strategies import DTYPES, Agreement, BatchNormCase, batchnorm_cases, batchnorm_min_values, check_errors, compare_with_torch
+from tolerances import NUMERIC_GRAD, assert_close
 
 
 def _params(rng, C: int, dtype):
@@ -34,42 +34,54 @@ def _input(rng, shape, dtype):
     return (offset + scale * rng.standard_normal(shape)).astype(dtype)
 
 
-def batchnorm_errors(case: BatchNormCase, dtype, *, training: bool, steps: int = 3) -> dict[str, float]:
-    """Largest relative errors over ``steps`` consecutive batches against torch autograd.
+def batchnorm_errors(case: BatchNormCase, dtype, *, training: bool, steps: int = 3) -> dict[str, Agreement]:
+    """``steps`` consecutive batches through NumPy and torch batch norm, compared step by step.
 
     The running statistics are carried from step to step on both sides, so an error in the
-    update (momentum direction, biased vs unbiased variance) compounds and shows.
+    update (momentum direction, biased vs unbiased variance) compounds and shows. Keys are
+    ``"<quantity> (step k)"``.
     """
     rng = np.random.default_rng(case.seed)
     gamma, beta, running_mean, running_var = _params(rng, case.x_shape[1], dtype)
-    rm_t, rv_t = torch.tensor(running_mean), torch.tensor(running_var)
-    errors: dict[str, float] = {}
-    for _ in range(steps):
-        x = _input(rng, case.x_shape, dtype)
-        before = [a.copy() for a in (x, gamma, beta, running_mean, running_var)]
-        out, cache, (running_mean, running_var) = batchnorm_forward(
-            x, gamma, beta, *before[3:], training=training, momentum=case.momentum, eps=case.eps
-        )
-        dout = rng.standard_normal(out.shape).astype(dtype)  # random upstream gradient
-        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
-        for a in (out, dx, dgamma, dbeta, running_mean, running_var):
-            assert a.dtype == dtype, f"batchnorm changed the dtype {np.dtype(dtype)} to {a.dtype}"
-        for a, b in zip(before[:3], (x, gamma, beta)):
-            np.testing.assert_array_equal(a, b)  # inputs are not modified
+    batches = [_input(rng, case.x_shape, dtype) for _ in range(steps)]
+    upstream = [rng.standard_normal(case.x_shape).astype(dtype) for _ in range(steps)]  # random upstream gradients
+    start_mean, start_var = running_mean, running_var
 
-        xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-        out_t = F.batch_norm(xt, rm_t, rv_t, gt, bt, training=training, momentum=case.momentum, eps=case.eps)
-        out_t.backward(torch.tensor(dout))  # F.batch_norm updated rm_t, rv_t in place
-        step = {
-            "forward": rel_error(out, out_t.detach().numpy()),
-            "dx": rel_error(dx, xt.grad.numpy()),
-            "dgamma": rel_error(dgamma, gt.grad.numpy()),
-            "dbeta": rel_error(dbeta, bt.grad.numpy()),
-            "running_mean": rel_error(running_mean, rm_t.numpy()),
-            "running_var": rel_error(running_var, rv_t.numpy()),
-        }
-        errors = {k: max(errors.get(k, 0.0), v) for k, v in step.items()}
-    return errors
+    ours = {}
+    for k, (x, dout) in enumerate(zip(batches, upstream), start=1):
+        before = [a.copy() for a in (x, gamma, beta, running_mean, running_var)]
+        out, cache, (new_mean, new_var) = batchnorm_forward(
+            x, gamma, beta, running_mean, running_var, training=training, momentum=case.momentum, eps=case.eps
+        )
+        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        for a, b in zip(before, (x, gamma, beta, running_mean, running_var)):
+            np.testing.assert_array_equal(a, b)  # no argument is modified
+        running_mean, running_var = new_mean, new_var
+        results = {"forward": out, "dx": dx, "dgamma": dgamma, "dbeta": dbeta, "running_mean": new_mean, "running_var": new_var}
+        ours.update({f"{name} (step {k})": value for name, value in results.items()})
+
+    def run_torch(torch_dtype):
+        as_torch = lambda a, **kw: torch.tensor(a, dtype=torch_dtype, **kw)  # noqa: E731
+        gt, bt = as_torch(gamma, requires_grad=True), as_torch(beta, requires_grad=True)
+        mean_t, var_t = as_torch(start_mean), as_torch(start_var)
+        results = {}
+        for k, (x, dout) in enumerate(zip(batches, upstream), start=1):
+            gt.grad = bt.grad = None
+            xt = as_torch(x, requires_grad=True)
+            out_t = F.batch_norm(xt, mean_t, var_t, gt, bt, training=training, momentum=case.momentum, eps=case.eps)
+            out_t.backward(as_torch(dout))  # F.batch_norm updated mean_t, var_t in place
+            step = {
+                "forward": out_t.detach().numpy(),
+                "dx": xt.grad.numpy(),
+                "dgamma": gt.grad.numpy(),
+                "dbeta": bt.grad.numpy(),
+                "running_mean": mean_t.numpy().copy(),
+                "running_var": var_t.numpy().copy(),
+            }
+            results.update({f"{name} (step {k})": value for name, value in step.items()})
+        return results
+
+    return compare_with_torch(ours, run_torch, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

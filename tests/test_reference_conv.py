@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from reference.conv import conv2d_backward, conv2d_backward_naive, conv2d_forward, conv2d_forward_naive
 from reference.gradcheck import numeric_gradient
-from strategies import DTYPES, ConvCase, check_errors, conv_cases
-from tolerances import LAYER_F64, NUMERIC_GRAD, assert_close, rel_error
+from strategies import DTYPES, Agreement, ConvCase, check_errors, compare_with_torch, conv_cases
+from tolerances import LAYER_F64, NUMERIC_GRAD, assert_close
 
 
 def _data(case: ConvCase, dtype):
@@ -24,24 +24,20 @@ def _data(case: ConvCase, dtype):
     return rng, x, w, b
 
 
-def conv_errors(case: ConvCase, dtype, forward=conv2d_forward, backward=conv2d_backward) -> dict[str, float]:
-    """Relative errors of one NumPy convolution (forward, dx, dw, db) against torch autograd."""
+def conv_errors(case: ConvCase, dtype, forward=conv2d_forward, backward=conv2d_backward) -> dict[str, Agreement]:
+    """One NumPy convolution (forward, dx, dw, db) against torch autograd."""
     rng, x, w, b = _data(case, dtype)
     out, cache = forward(x, w, b, stride=case.stride, padding=case.padding)
     dout = rng.standard_normal(out.shape).astype(dtype)  # random upstream gradient
     dx, dw, db = backward(dout, cache)
-    for a in (out, dx, dw, db):
-        assert a.dtype == dtype, f"conv2d changed the dtype {np.dtype(dtype)} to {a.dtype}"
 
-    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    out_t = F.conv2d(xt, wt, bt, stride=case.stride, padding=case.padding)
-    out_t.backward(torch.tensor(dout))
-    return {
-        "forward": rel_error(out, out_t.detach().numpy()),
-        "dx": rel_error(dx, xt.grad.numpy()),
-        "dw": rel_error(dw, wt.grad.numpy()),
-        "db": rel_error(db, bt.grad.numpy()),
-    }
+    def run_torch(torch_dtype):
+        xt, wt, bt = (torch.tensor(a, dtype=torch_dtype, requires_grad=True) for a in (x, w, b))
+        out_t = F.conv2d(xt, wt, bt, stride=case.stride, padding=case.padding)
+        out_t.backward(torch.tensor(dout, dtype=torch_dtype))
+        return {"forward": out_t.detach().numpy(), "dx": xt.grad.numpy(), "dw": wt.grad.numpy(), "db": bt.grad.numpy()}
+
+    return compare_with_torch({"forward": out, "dx": dx, "dw": dw, "db": db}, run_torch, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

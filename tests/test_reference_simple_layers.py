@@ -16,8 +16,8 @@ from reference.gradcheck import numeric_gradient
 from reference.linear import linear_backward, linear_forward
 from reference.loss import softmax_cross_entropy
 from reference.relu import relu_backward, relu_forward
-from strategies import DTYPES, check_errors, seeds
-from tolerances import NUMERIC_GRAD, assert_close, rel_error
+from strategies import DTYPES, Agreement, check_errors, compare_with_torch, seeds
+from tolerances import NUMERIC_GRAD, assert_close
 
 dtype_params = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 
@@ -42,18 +42,21 @@ def _check_dtype(dtype, *arrays):
 # ------------------------------------------------------------------------------------------
 
 
-def relu_errors(shape, seed, dtype) -> dict[str, float]:
+def relu_errors(shape, seed, dtype) -> dict[str, Agreement]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     x[rng.random(shape) < 0.1] = 0  # exact zeros: the derivative there is 0, as in torch
     out, cache = relu_forward(x)
     dout = rng.standard_normal(shape).astype(dtype)
     dx = relu_backward(dout, cache)
-    _check_dtype(dtype, out, dx)
-    xt = torch.tensor(x, requires_grad=True)
-    out_t = F.relu(xt)
-    out_t.backward(torch.tensor(dout))
-    return {"forward": rel_error(out, out_t.detach().numpy()), "dx": rel_error(dx, xt.grad.numpy())}
+
+    def run_torch(torch_dtype):
+        xt = torch.tensor(x, dtype=torch_dtype, requires_grad=True)
+        out_t = F.relu(xt)
+        out_t.backward(torch.tensor(dout, dtype=torch_dtype))
+        return {"forward": out_t.detach().numpy(), "dx": xt.grad.numpy()}
+
+    return compare_with_torch({"forward": out, "dx": dx}, run_torch, dtype)
 
 
 @dtype_params
@@ -80,7 +83,7 @@ def test_relu_backward_matches_numeric_gradient(shape, seed):
 linear_shapes = st.tuples(st.integers(1, 8), st.integers(1, 64), st.integers(1, 32))  # (N, D_in, D_out)
 
 
-def linear_errors(shape, seed, dtype) -> dict[str, float]:
+def linear_errors(shape, seed, dtype) -> dict[str, Agreement]:
     N, D_in, D_out = shape
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, D_in)).astype(dtype)
@@ -89,16 +92,14 @@ def linear_errors(shape, seed, dtype) -> dict[str, float]:
     out, cache = linear_forward(x, w, b)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx, dw, db = linear_backward(dout, cache)
-    _check_dtype(dtype, out, dx, dw, db)
-    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    out_t = F.linear(xt, wt, bt)
-    out_t.backward(torch.tensor(dout))
-    return {
-        "forward": rel_error(out, out_t.detach().numpy()),
-        "dx": rel_error(dx, xt.grad.numpy()),
-        "dw": rel_error(dw, wt.grad.numpy()),
-        "db": rel_error(db, bt.grad.numpy()),
-    }
+
+    def run_torch(torch_dtype):
+        xt, wt, bt = (torch.tensor(a, dtype=torch_dtype, requires_grad=True) for a in (x, w, b))
+        out_t = F.linear(xt, wt, bt)
+        out_t.backward(torch.tensor(dout, dtype=torch_dtype))
+        return {"forward": out_t.detach().numpy(), "dx": xt.grad.numpy(), "dw": wt.grad.numpy(), "db": bt.grad.numpy()}
+
+    return compare_with_torch({"forward": out, "dx": dx, "dw": dw, "db": db}, run_torch, dtype)
 
 
 @dtype_params
@@ -146,7 +147,7 @@ def test_linear_bad_input_raises_value_error(x, w, b, message):
 drop_probabilities = st.one_of(st.just(0.0), st.just(0.2), st.floats(0.0, 0.95))
 
 
-def dropout_errors(shape, p, seed, dtype) -> dict[str, float]:
+def dropout_errors(shape, p, seed, dtype) -> dict[str, Agreement]:
     """NumPy dropout with a given keep-mask against torch's ``x * mask / (1 - p)``, with autograd."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
@@ -154,11 +155,14 @@ def dropout_errors(shape, p, seed, dtype) -> dict[str, float]:
     out, cache = dropout_forward(x, p, training=True, mask=keep)
     dout = rng.standard_normal(shape).astype(dtype)
     dx = dropout_backward(dout, cache)
-    _check_dtype(dtype, out, dx)
-    xt = torch.tensor(x, requires_grad=True)
-    out_t = xt * torch.tensor(keep) / (1 - p)
-    out_t.backward(torch.tensor(dout))
-    return {"forward": rel_error(out, out_t.detach().numpy()), "dx": rel_error(dx, xt.grad.numpy())}
+
+    def run_torch(torch_dtype):
+        xt = torch.tensor(x, dtype=torch_dtype, requires_grad=True)
+        out_t = xt * torch.tensor(keep) / (1 - p)
+        out_t.backward(torch.tensor(dout, dtype=torch_dtype))
+        return {"forward": out_t.detach().numpy(), "dx": xt.grad.numpy()}
+
+    return compare_with_torch({"forward": out, "dx": dx}, run_torch, dtype)
 
 
 @dtype_params
@@ -237,20 +241,27 @@ def test_dropout_bad_input_raises_value_error(kwargs, message):
 # ------------------------------------------------------------------------------------------
 
 
-@dtype_params
-@given(shape=activation_shapes, seed=seeds)
-def test_flatten_matches_torch(shape, seed, dtype):
+def flatten_errors(shape, seed, dtype) -> dict[str, Agreement]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(dtype)
     out, cache = flatten_forward(x)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = flatten_backward(dout, cache)
-    _check_dtype(dtype, out, dx)
-    xt = torch.tensor(x, requires_grad=True)
-    out_t = torch.flatten(xt, 1)
-    out_t.backward(torch.tensor(dout))
-    assert out.shape == tuple(out_t.shape) and dx.shape == x.shape
-    check_errors("flatten", dtype, {"forward": rel_error(out, out_t.detach().numpy()), "dx": rel_error(dx, xt.grad.numpy())})
+    assert dx.shape == x.shape
+
+    def run_torch(torch_dtype):
+        xt = torch.tensor(x, dtype=torch_dtype, requires_grad=True)
+        out_t = torch.flatten(xt, 1)
+        out_t.backward(torch.tensor(dout, dtype=torch_dtype))
+        return {"forward": out_t.detach().numpy(), "dx": xt.grad.numpy()}
+
+    return compare_with_torch({"forward": out, "dx": dx}, run_torch, dtype)
+
+
+@dtype_params
+@given(shape=activation_shapes, seed=seeds)
+def test_flatten_matches_torch(shape, seed, dtype):
+    check_errors("flatten", dtype, flatten_errors(shape, seed, dtype))
 
 
 def test_flatten_bad_input():
@@ -268,17 +279,20 @@ def test_flatten_bad_input():
 loss_shapes = st.tuples(st.integers(1, 8), st.integers(1, 20))  # (N, K)
 
 
-def loss_errors(shape, seed, dtype, scale: float = 3.0) -> dict[str, float]:
+def loss_errors(shape, seed, dtype, scale: float = 3.0) -> dict[str, Agreement]:
     N, K = shape
     rng = np.random.default_rng(seed)
     logits = (scale * rng.standard_normal(shape)).astype(dtype)
     labels = rng.integers(0, K, N)
     loss, dlogits = softmax_cross_entropy(logits, labels)
-    _check_dtype(dtype, np.asarray(loss), dlogits)
-    lt = torch.tensor(logits, requires_grad=True)
-    loss_t = F.cross_entropy(lt, torch.tensor(labels))
-    loss_t.backward()
-    return {"loss": rel_error(loss, loss_t.item()), "dlogits": rel_error(dlogits, lt.grad.numpy())}
+
+    def run_torch(torch_dtype):
+        lt = torch.tensor(logits, dtype=torch_dtype, requires_grad=True)
+        loss_t = F.cross_entropy(lt, torch.tensor(labels))
+        loss_t.backward()
+        return {"loss": loss_t.detach().numpy(), "dlogits": lt.grad.numpy()}
+
+    return compare_with_torch({"loss": np.asarray(loss), "dlogits": dlogits}, run_torch, dtype)
 
 
 @dtype_params
