@@ -444,7 +444,7 @@ def learning_rate(config: TrainConfig, global_step: int, total_steps: int) -> fl
 
     ``constant``: ``lr`` throughout (the original). ``onecycle``: linear from
     ``lr * warmup_start`` to ``lr`` over the warm-up (at most half of the run), then linear
-    down to 0 at the last step.
+    decay that reaches 0 one step after the last (so every step still learns).
     A pure function of the step number, so resuming needs no scheduler state.
     """
     if config.schedule == "constant":

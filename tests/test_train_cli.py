@@ -161,7 +161,7 @@ def test_recipe_values_and_overrides_land_in_config_json(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
     run_dir = tmp_path / "run"
     args = ["train", "--recipe", "fast", "--data", str(data), "--out", str(run_dir), *TINY, "--epochs", "1",
-            "--amp", "off", "--lr", "0.05", "--no-tta-flip"]
+            "--amp", "off", "--lr", "0.05", "--no-drop-last", "--eval-train"]
     assert main(args) == 0
     config = json.loads((run_dir / "config.json").read_text())
     from cifar_alexnet.recipes import FAST
@@ -169,8 +169,14 @@ def test_recipe_values_and_overrides_land_in_config_json(tmp_path, monkeypatch):
     assert config["recipe"] == "fast"
     assert config["optimizer"] == FAST.optimizer and config["schedule"] == "onecycle"
     assert config["label_smoothing"] == FAST.label_smoothing and config["channels_last"] is True
-    assert config["lr"] == 0.05 and config["amp"] == "off" and config["tta_flip"] is False
-    assert_sane_history(read_history(run_dir), epochs=1)
+    assert config["tta_flip"] is True and config["eval_train"] is True
+    assert config["lr"] == 0.05 and config["amp"] == "off" and config["drop_last"] is False
+    history = read_history(run_dir)
+    assert_sane_history(history, epochs=1)
+    # --eval-train: the original's eval-mode pass over the augmented training images
+    assert 0.0 <= history[0]["eval_train_acc"] <= 100.0 and history[0]["eval_train_loss"] > 0
+    assert "eval_train_acc" in (run_dir / "history.csv").read_text().splitlines()[0]
+    assert 0 < history[0]["lr"] <= 0.05
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,3 +292,39 @@ def test_bench_gpu_smoke(tmp_path):
         assert report[part]["images_per_s"] > 0 and report[part]["epoch_time_s"] > 0
     assert report["fast_recipe"]["config"]["amp"] == "bf16"  # the fast recipe really ran (on the CPU)
     assert "x original" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The learning-rate schedule (a pure function of the step)
+# --------------------------------------------------------------------------------------------
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(epochs=st.integers(1, 100), steps_per_epoch=st.integers(1, 200), warmup_epochs=st.floats(0.0, 10.0),
+       warmup_start=st.floats(0.0, 1.0), lr=st.floats(1e-5, 1.0))
+def test_onecycle_rises_then_falls_towards_zero(epochs, steps_per_epoch, warmup_epochs, warmup_start, lr):
+    from cifar_alexnet.train import TrainConfig, learning_rate
+
+    config = TrainConfig.from_recipe("fast", epochs=epochs, lr=lr, warmup_epochs=warmup_epochs,
+                                     warmup_start=warmup_start)
+    total = epochs * steps_per_epoch
+    rates = [learning_rate(config, step, total) for step in range(total)]
+    peak = max(range(total), key=lambda i: rates[i])
+    assert rates[peak] <= lr * (1 + 1e-12)
+    assert all(a <= b + 1e-15 for a, b in zip(rates[:peak], rates[1:peak + 1]))  # non-decreasing warm-up
+    assert all(a >= b - 1e-15 for a, b in zip(rates[peak:], rates[peak + 1:]))  # non-increasing decay
+    assert all(r >= 0 for r in rates)
+    if total >= 4:
+        assert peak <= total // 2  # the warm-up never takes more than half the run
+        assert rates[-1] <= lr / (total - peak) * (1 + 1e-9)  # one step before reaching 0
+    if warmup_epochs == 0:
+        assert rates[0] == lr
+
+
+def test_constant_schedule_is_the_original():
+    from cifar_alexnet.train import TrainConfig, learning_rate
+
+    config = TrainConfig.from_recipe("original")
+    assert {learning_rate(config, step, 9800) for step in range(0, 9800, 97)} == {1e-3}
