@@ -1116,6 +1116,14 @@ def recorded_runs() -> list[tuple[str, dict, list[dict]]]:
     return runs
 
 
+def _meta_field(meta: dict, word: str) -> str:
+    """The first meta.json value whose key contains ``word`` ("data" matches "data_set", not "date")."""
+    for key, value in meta.items():
+        if word in key.lower():
+            return str(value)
+    return "?"
+
+
 def _percent(value) -> float:
     return 100.0 * value if value <= 1.0 else float(value)
 
@@ -1142,8 +1150,7 @@ def runs_section() -> None:
     for name, meta, history in runs:
         best = max(history, key=lambda r: r["test_acc"])
         total_time = sum(r.get("epoch_time_s", 0.0) for r in history)
-        summary.append([f"[{name}](#run-{name})", meta.get("data", meta.get("dataset", "?")),
-                        meta.get("device", "?"), len(history), f"{_percent(best['test_acc']):.2f} %",
+        summary.append([f"[{name}](#run-{name})", _meta_field(meta, "data"), _meta_field(meta, "device"), len(history), f"{_percent(best['test_acc']):.2f} %",
                         best["epoch"], f"{_percent(history[-1]['test_acc']):.2f} %", f"{total_time / 60:.1f} min"])
     print(md_table(["run", "data", "device", "epochs", "best test acc.", "at epoch", "last test acc.",
                     "training time"], summary, "lllrrrrr"))
