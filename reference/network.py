@@ -309,13 +309,11 @@ def forward(
         momentum, eps: BatchNorm's running-statistics momentum and variance epsilon.
 
     Returns:
-        ``(logits, cache, new_buffers)``:
-
-        * ``logits``: ``(N, num_classes)``, dtype of ``x`` (the output of BN8, before softmax);
-        * ``cache``: a :class:`NetworkCache` for :func:`backward`;
-        * ``new_buffers``: the BatchNorm buffers after this pass, keyed like ``params``
-          (``running_mean``, ``running_var``, ``num_batches_tracked``); unchanged copies in
-          eval mode. ``{**params, **new_buffers}`` is the state after the step.
+        logits: ``(N, num_classes)``, dtype of ``x`` (the output of BN8, before softmax).
+        cache: a :class:`NetworkCache` for :func:`backward`.
+        new_buffers: the BatchNorm buffers after this pass, keyed like ``params``
+            (``running_mean``, ``running_var``, ``num_batches_tracked``); unchanged copies in
+            eval mode. ``{**params, **new_buffers}`` is the state after the step.
 
     Raises:
         ValueError: a malformed batch or state dict, mismatched dtypes, unknown mask keys,
