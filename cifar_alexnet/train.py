@@ -49,7 +49,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -980,9 +980,11 @@ def _set_up(config: TrainConfig, ctx: dist_utils.DistContext, device: torch.devi
         t.train_model = torch.compile(t.train_model)
         t.eval_model = torch.compile(t.model)
 
-    if ctx.is_main and checkpoint is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", config.to_json())
+    if checkpoint is None:
+        t.config = replace(config, out=str(run_dir))  # config.json names the directory actually used
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", t.config.to_json())
     return t
 
 
