@@ -29,7 +29,8 @@ Conventions (PyTorch's, written down once):
 The functions never modify their arguments: the new running statistics are returned.
 
 Precision: elementwise work is done in the input's dtype. The per-channel reductions (mean,
-variance, and in the backward pass ``sum(dout)`` and ``sum(dout * x_hat)``) accumulate in
+variance, and in the backward pass ``sum(dout)`` and ``sum(dout * x_hat)``, the latter from
+``x`` and the float64 statistics rather than from the rounded ``x_hat``) accumulate in
 float64 and are rounded once. In float32 these sums can cancel almost completely (a
 channel's ``sum(dout * x_hat)`` is often near zero), and a float32 accumulation would then
 keep few correct digits; PyTorch's CPU kernels accumulate the statistics in double too.
@@ -71,6 +72,16 @@ class BatchNormCache(NamedTuple):
     inv_std: np.ndarray
     axes: tuple
     training: bool
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray, axes: tuple) -> np.ndarray:
+    """Per-channel ``sum(a * b)`` over ``axes``, multiplied and accumulated in float64.
+
+    ``a``, ``b``: ``(N, C)`` or ``(N, C, H, W)``; returns ``(C,)`` float64. For float32
+    inputs every product is exact in float64 (24 + 24 significant bits < 53).
+    """
+    subscripts = "nc,nc->c" if axes == (0,) else "nchw,nchw->c"
+    return np.einsum(subscripts, a, b, dtype=np.float64)
 
 
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
@@ -132,18 +143,23 @@ def batchnorm_forward(
                 f"got x of shape {x.shape}; use a batch of 2 or more, or training=False"
             )
         mean64 = x.mean(axis=axes, dtype=np.float64)  # (C,)
-        var64 = x.var(axis=axes, dtype=np.float64)  # (C,), biased: divides by M
+        mean = mean64.astype(x.dtype)  # (C,), rounded once to x's dtype
+        centred = x - _per_channel(mean, x.ndim)  # shape of x
+        # Biased variance, divides by M. centred is about the *rounded* mean, which is off by
+        # delta = mean64 - mean; E[(x - mean)^2] = var + delta^2 corrects for that exactly.
+        delta = mean64 - mean  # (C,), 0 in float64
+        var64 = _channel_dot(centred, centred, axes) / values_per_channel - delta * delta  # (C,)
         unbiased_var64 = var64 * (values_per_channel / (values_per_channel - 1))  # (C,)
         new_running_mean = ((1 - momentum) * running_mean + momentum * mean64).astype(x.dtype)  # (C,)
         new_running_var = ((1 - momentum) * running_var + momentum * unbiased_var64).astype(x.dtype)  # (C,)
     else:
         mean64 = running_mean.astype(np.float64)  # (C,)
         var64 = running_var.astype(np.float64)  # (C,)
+        centred = x - _per_channel(running_mean, x.ndim)  # shape of x
         new_running_mean, new_running_var = running_mean, running_var
 
     inv_std64 = 1.0 / np.sqrt(var64 + eps)  # (C,)
-    mean, inv_std = mean64.astype(x.dtype), inv_std64.astype(x.dtype)  # (C,), rounded once to x's dtype
-    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)  # shape of x
+    x_hat = centred * _per_channel(inv_std64.astype(x.dtype), x.ndim)  # shape of x
     out = _per_channel(gamma, x.ndim) * x_hat + _per_channel(beta, x.ndim)  # shape of x
     cache = BatchNormCache(x, x_hat, gamma, mean64, inv_std64, axes, bool(training))
     return out, cache, (new_running_mean, new_running_var)
@@ -176,10 +192,10 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     check_same_dtype(f"{_LAYER}_backward", "dout", dout, x, "x")
     ndim = dout.ndim
 
-    # The per-channel sums in float64, with x_hat recomputed in float64 from x.
-    centred64 = x.astype(np.float64, copy=False) - _per_channel(mean64, ndim)  # shape of x
+    # Per-channel sums in float64. sum(dout * x_hat) is computed from x as
+    # (sum(dout * x) - mean * sum(dout)) * inv_std rather than from the rounded x_hat.
     sum_dout = dout.sum(axis=axes, dtype=np.float64)  # (C,)
-    sum_dout_xhat = (dout * centred64).sum(axis=axes) * inv_std64  # (C,)
+    sum_dout_xhat = (_channel_dot(dout, x, axes) - mean64 * sum_dout) * inv_std64  # (C,)
     dbeta = sum_dout.astype(dout.dtype)  # (C,)
     dgamma = sum_dout_xhat.astype(dout.dtype)  # (C,)
 

@@ -65,8 +65,8 @@ class ConvCache(NamedTuple):
         padding: ``(padding_h, padding_w)``.
         x_pad: the padded input ``(N, C, H + 2 padding_h, W + 2 padding_w)`` (naive version)
             or ``None``.
-        cols: the im2col matrix ``(N, C * KH * KW, H_out * W_out)`` (vectorised version) or
-            ``None``.
+        cols: the im2col matrix ``(C * KH * KW, N * H_out * W_out)`` (vectorised version)
+            or ``None``.
     """
 
     x_shape: tuple
@@ -216,7 +216,7 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
 
 
 def _im2col(x_pad: np.ndarray, KH: int, KW: int, stride: tuple, out_hw: tuple) -> np.ndarray:
-    """Lay every receptive field out as a column.
+    """Lay every receptive field of every image out as a column of one matrix.
 
     Args:
         x_pad: padded input, ``(N, C, Hp, Wp)``.
@@ -225,28 +225,29 @@ def _im2col(x_pad: np.ndarray, KH: int, KW: int, stride: tuple, out_hw: tuple) -
         out_hw: ``(H_out, W_out)``.
 
     Returns:
-        ``cols`` of shape ``(N, C * KH * KW, H_out * W_out)`` (a new contiguous array):
-        ``cols[n, (c, u, v), (i, j)] = x_pad[n, c, i * stride_h + u, j * stride_w + v]``.
+        ``cols`` of shape ``(C * KH * KW, N * H_out * W_out)`` (a new contiguous array):
+        ``cols[(c, u, v), (n, i, j)] = x_pad[n, c, i * stride_h + u, j * stride_w + v]``.
     """
     sh, sw = stride
     H_out, W_out = out_hw
+    N, C = x_pad.shape[:2]
     # A read-only view, no copy: windows[n, c, y, x, u, v] = x_pad[n, c, y + u, x + v].
     windows = np.lib.stride_tricks.sliding_window_view(x_pad, (KH, KW), axis=(2, 3))  # (N, C, Hp-KH+1, Wp-KW+1, KH, KW)
     windows = windows[:, :, : (H_out - 1) * sh + 1 : sh, : (W_out - 1) * sw + 1 : sw]  # (N, C, H_out, W_out, KH, KW)
-    N, C = x_pad.shape[:2]
-    cols = np.empty((N, C, KH, KW, H_out, W_out), dtype=x_pad.dtype)
-    # The one copy of the forward pass: kernel offsets before output positions.
-    np.copyto(cols, windows.transpose(0, 1, 4, 5, 2, 3))  # (N, C, KH, KW, H_out, W_out)
-    return cols.reshape(N, C * KH * KW, H_out * W_out)  # (N, C*KH*KW, H_out*W_out), free: contiguous
+    cols = np.empty((C, KH, KW, N, H_out, W_out), dtype=x_pad.dtype)
+    # The one copy of the forward pass, in the order the matrix product wants.
+    np.copyto(cols, windows.transpose(1, 4, 5, 0, 2, 3))  # (C, KH, KW, N, H_out, W_out)
+    return cols.reshape(C * KH * KW, N * H_out * W_out)  # free: cols is contiguous
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, padding=0):
     """Convolution forward pass, vectorised with im2col.
 
     Each receptive field of the padded input becomes a column of
-    ``cols: (N, C*KH*KW, H_out*W_out)``; with the filters as rows of
-    ``w_rows: (F, C*KH*KW)`` the whole layer is one (batched) matrix product
-    ``w_rows @ cols -> (N, F, H_out*W_out)``, which is already in NCHW order.
+    ``cols: (C*KH*KW, N*H_out*W_out)``; with the filters as rows of
+    ``w_rows: (F, C*KH*KW)`` the whole layer is **one** matrix product
+    ``w_rows @ cols -> (F, N*H_out*W_out)`` (one large product keeps a multithreaded BLAS
+    busy; many small ones spend their time synchronising threads).
 
     Args:
         x: input, ``(N, C, H, W)``.
@@ -256,8 +257,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, paddin
         padding: int or ``(padding_h, padding_w)``, each >= 0 (zero padding).
 
     Returns:
-        ``(out, cache)``: ``out`` of shape ``(N, F, H_out, W_out)`` and dtype ``x.dtype``;
-        ``cache`` for :func:`conv2d_backward` (it holds the im2col matrix).
+        ``(out, cache)``: ``out`` of shape ``(N, F, H_out, W_out)`` (C-contiguous) and dtype
+        ``x.dtype``; ``cache`` for :func:`conv2d_backward` (it holds the im2col matrix).
 
     Raises:
         ValueError: wrong ranks or dtypes, channel mismatch, bad stride/padding, or a kernel
@@ -267,25 +268,26 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, paddin
     N = x.shape[0]
     F, C, KH, KW = w.shape
     x_pad = _pad(x, padding_hw)  # (N, C, H + 2 ph, W + 2 pw)
-    cols = _im2col(x_pad, KH, KW, stride_hw, (H_out, W_out))  # (N, C*KH*KW, H_out*W_out)
+    cols = _im2col(x_pad, KH, KW, stride_hw, (H_out, W_out))  # (C*KH*KW, N*H_out*W_out)
     w_rows = w.reshape(F, C * KH * KW)  # (F, C*KH*KW)
-    out = np.matmul(w_rows, cols)  # (N, F, H_out*W_out)
-    out += b[:, None]  # b: (F,) -> (F, 1), the same bias at every position
-    out = out.reshape(N, F, H_out, W_out)  # (N, F, H_out, W_out)
+    out_rows = w_rows @ cols  # (F, N*H_out*W_out)
+    out_rows += b[:, None]  # b: (F,) -> (F, 1), the same bias at every position
+    out = out_rows.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)  # (N, F, H_out, W_out), a view
     cache = ConvCache(x.shape, w, stride_hw, padding_hw, None, cols)
-    return out, cache
+    return np.ascontiguousarray(out), cache
 
 
 def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     """Convolution backward pass, vectorised (the reverse of im2col is "col2im").
 
-    With ``out = w_rows @ cols + b`` per image:
+    With ``out_rows = w_rows @ cols + b`` (one matrix product, see :func:`conv2d_forward`)
+    and ``dout_rows: (F, N*H_out*W_out)`` the upstream gradient in the same layout:
 
-    * ``db = sum of dout`` over images and positions;
-    * ``dw_rows = sum over n of dout[n] @ cols[n].T`` -- one ``tensordot``;
-    * ``dcols = w_rows.T @ dout[n]``, and every entry of ``dcols`` is added back to the
-      input pixel it was copied from. That scatter loops over the KH*KW kernel offsets
-      only; each step adds a strided slab of all images and channels at once.
+    * ``db = dout_rows`` summed along its rows;
+    * ``dw_rows = dout_rows @ cols.T`` -- one matrix product;
+    * ``dcols = w_rows.T @ dout_rows`` -- one matrix product; every entry of ``dcols`` is
+      then added back to the input pixel it was copied from. That scatter loops over the
+      KH*KW kernel offsets only; each step adds a strided slab of all images and channels.
 
     Args:
         dout: upstream gradient, ``(N, F, H_out, W_out)``.
@@ -305,19 +307,18 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     W_out = conv2d_output_size(W, KW, sw, pw)
     _check_dout("conv2d_backward", dout, cache, (N, F, H_out, W_out))
 
-    dout_rows = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
-    db = dout_rows.sum(axis=(0, 2), dtype=np.float64).astype(dout.dtype)  # (F,), summed in float64
-    dw_rows = np.tensordot(dout_rows, cols, axes=([0, 2], [0, 2]))  # (F, C*KH*KW)
-    dw = dw_rows.reshape(F, C, KH, KW)  # (F, C, KH, KW)
+    dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out)  # (F, N*H_out*W_out), a copy
+    db = dout_rows.sum(axis=1, dtype=np.float64).astype(dout.dtype)  # (F,), summed in float64
+    dw = (dout_rows @ cols.T).reshape(F, C, KH, KW)  # (F, C*KH*KW) -> (F, C, KH, KW)
 
     w_rows = w.reshape(F, C * KH * KW)  # (F, C*KH*KW)
-    dcols = np.matmul(w_rows.T, dout_rows)  # (N, C*KH*KW, H_out*W_out)
-    dcols = dcols.reshape(N, C, KH, KW, H_out, W_out)  # (N, C, KH, KW, H_out, W_out)
+    dcols = w_rows.T @ dout_rows  # (C*KH*KW, N*H_out*W_out)
+    dcols = dcols.reshape(C, KH, KW, N, H_out, W_out)  # (C, KH, KW, N, H_out, W_out)
 
     # col2im: kernel offset (u, v) of output position (i, j) read x_pad[.., i*sh + u, j*sw + v].
-    dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=w.dtype)  # (N, C, Hp, Wp)
+    dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=w.dtype)  # (C, N, Hp, Wp): dcols' axis order
     for u in range(KH):
         for v in range(KW):
-            dx_pad[:, :, u : u + (H_out - 1) * sh + 1 : sh, v : v + (W_out - 1) * sw + 1 : sw] += dcols[:, :, u, v]
-    dx = dx_pad[:, :, ph : ph + H, pw : pw + W]  # (N, C, H, W): drop the padding border
+            dx_pad[:, :, u : u + (H_out - 1) * sh + 1 : sh, v : v + (W_out - 1) * sw + 1 : sw] += dcols[:, u, v]
+    dx = dx_pad[:, :, ph : ph + H, pw : pw + W].transpose(1, 0, 2, 3)  # (N, C, H, W): no padding border
     return np.ascontiguousarray(dx), dw, db

@@ -5,9 +5,16 @@ For logits ``s: (N, K)`` and integer labels ``y: (N,)``::
     loss = -1/N * sum over n of log softmax(s[n])[y[n]]
     dloss/ds[n, k] = (softmax(s[n])[k] - [k == y[n]]) / N
 
-Numerical stability: ``log softmax(s) = s - logsumexp(s)`` with the row maximum subtracted
-first, ``logsumexp(s) = m + log(sum(exp(s - m)))``, so no ``exp`` ever overflows even for
-logits of 1e4.
+Numerical stability:
+
+* ``log softmax(s) = s - logsumexp(s)`` with the row maximum ``m`` subtracted first,
+  ``logsumexp(s) = m + log(sum(exp(s - m)))``, so no ``exp`` ever overflows, even for
+  logits of 1e4;
+* the sum is ``1 + rest`` (the maximum contributes ``exp(0) = 1``), and
+  ``log1p(rest)`` keeps the digits of a tiny ``rest`` that ``log(1 + rest)`` would round
+  away: a confident, correct prediction gets its true small loss (say 1e-9), not 0;
+* likewise the label's gradient entry ``p - 1`` is computed as ``expm1(log p)``, which does
+  not cancel when ``p`` is close to 1.
 """
 
 from __future__ import annotations
@@ -54,13 +61,16 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
             f"got out-of-range values {bad[:5].tolist()}"
         )
 
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K), each row's maximum is 0
-    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, 1), in [0, log K]
-    log_probs = shifted - log_sum  # (N, K), log softmax
     rows = np.arange(N)
+    top = logits.argmax(axis=1)  # (N,), one largest logit per row
+    shifted = logits - logits[rows, top][:, None]  # (N, K), the largest entry of each row is 0
+    exp_shifted = np.exp(shifted)  # (N, K), in [0, 1]; exp_shifted[n, top[n]] = 1
+    exp_shifted[rows, top] = 0  # drop the maximum's own exp(0) = 1: what is left is the rest
+    log_sum = np.log1p(exp_shifted.sum(axis=1, keepdims=True))  # (N, 1): log(1 + rest), accurate for a tiny rest
+    log_probs = shifted - log_sum  # (N, K), log softmax
     loss = -log_probs[rows, labels].mean()  # scalar of logits.dtype
 
     dlogits = np.exp(log_probs)  # (N, K), softmax
-    dlogits[rows, labels] -= 1
+    dlogits[rows, labels] = np.expm1(log_probs[rows, labels])  # softmax - 1 without cancellation when p ~ 1
     dlogits /= N
     return loss, dlogits

@@ -16,7 +16,7 @@ from reference.gradcheck import numeric_gradient
 from reference.linear import linear_backward, linear_forward
 from reference.loss import softmax_cross_entropy
 from reference.relu import relu_backward, relu_forward
-from strategies import DTYPES, Agreement, check_errors, compare_with_torch, seeds
+from strategies import DTYPES, Agreement, check_errors, compare_with_torch, layer_tolerance, seeds
 from tolerances import NUMERIC_GRAD, assert_close
 
 dtype_params = pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -310,6 +310,17 @@ def test_loss_is_stable_with_huge_logits(shape, seed, dtype):
     loss, dlogits = softmax_cross_entropy(logits, np.zeros(shape[0], dtype=np.int64))
     assert np.isfinite(loss) and np.all(np.isfinite(dlogits))
     np.testing.assert_allclose(loss, np.log(shape[1]), rtol=1e-6)  # all classes equally likely
+
+
+@dtype_params
+def test_confident_correct_prediction_keeps_its_small_loss(dtype):
+    # p(label) = 1 / (1 + 2 e^-30): loss = log1p(2 e^-30) ~ 1.9e-13, d loss / d s_label = p - 1 ~ -1.9e-13.
+    # Computed naively, log(1 + 1.9e-13) and p - 1 round to 0 (even in float64 the digits are gone).
+    logits = np.array([[30.0, 0.0, 0.0]], dtype=dtype)
+    loss, dlogits = softmax_cross_entropy(logits, np.array([0]))
+    rest = 2 * np.exp(-30.0)
+    assert_close(loss, np.log1p(rest), layer_tolerance(dtype), "loss")
+    assert_close(dlogits[0, 0], -rest / (1 + rest), layer_tolerance(dtype), "dlogits[label]")
 
 
 @given(shape=st.tuples(st.integers(1, 4), st.integers(1, 6)), seed=seeds)
