@@ -110,3 +110,42 @@ def test_batch_size_must_divide_by_the_number_of_processes():
     with pytest.raises(ValueError, match="divisible by the number of processes"):
         validate_config(TrainConfig.from_recipe("original", batch_size=10), world_size=3)
     validate_config(TrainConfig.from_recipe("original", batch_size=12), world_size=3)
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_then_resume_equals_an_uninterrupted_2_process_run(tmp_path):
+    """torchrun forwards SIGTERM to its workers; they agree on a step, rank 0 saves, both exit 143."""
+    import signal
+
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=2, test_per_class=1, seed=11)
+    env = cli_env(tmp_path)
+    args = ["train", "--data", str(data), *ARGS, "--epochs", "3"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "cifar_alexnet"]
+    reference = subprocess.run([*torchrun, *args, "--out", str(tmp_path / "reference")], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=240)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    run_dir = tmp_path / "stopped"
+    process = subprocess.Popen([*torchrun, *args, "--out", str(run_dir)], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:  # rank 0 prints one flushed line per epoch
+        line = process.stdout.readline()
+        assert line, process.stderr.read()[-3000:]
+        if line.startswith("epoch   1/3"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert f"torchrun --nproc_per_node=2 -m cifar_alexnet train --resume {run_dir}" in err
+    assert err.count("Resume with:") == 1  # printed by rank 0 only
+    meta = load_checkpoint(run_dir / "last.safetensors").meta
+    assert (meta["epoch"], meta["step"]) != (3, 0)
+
+    resumed = subprocess.run([*torchrun, "train", "--resume", str(run_dir)], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = load_checkpoint(run_dir / "last.safetensors").state_dict
+    b = load_checkpoint(tmp_path / "reference" / "last.safetensors").state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed 2-process run differs from the uninterrupted one"
+    print(f"torchrun SIGTERM after epoch {meta['epoch']} + {meta['step']} steps; resumed bit-identical")
