@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._checks import check_float_array, check_same_dtype, check_shape
+from reference._checks import check_float_array, check_shape
 
 __all__ = ["relu_forward", "relu_backward"]
 
