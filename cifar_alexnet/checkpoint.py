@@ -341,9 +341,18 @@ def resolve_checkpoint_path(path: str | PathLike) -> Path:
 
 
 def _is_torch_pickle_file(path: Path) -> bool:
-    """``torch.save`` writes a zip archive (``PK``) or, in the legacy format, a raw pickle (0x80)."""
+    """``torch.save`` writes a zip archive (``PK``) or, in the legacy format, a raw pickle (0x80).
+
+    A safetensors file starts with its JSON header's length as 8 little-endian bytes and then
+    the header's ``{``; that length's low byte can itself be 0x80 (about one file in 256), so the
+    safetensors layout is recognised first and only then the pickle magic bytes.
+    """
     with open(path, "rb") as handle:
-        head = handle.read(4)
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        header_len = int.from_bytes(head[:8], "little")
+        if header_len <= path.stat().st_size - 8:
+            return False  # safetensors
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 

@@ -353,3 +353,22 @@ def test_original_notebook_dataparallel_pth_loads_with_identical_outputs(tmp_pat
         with torch.no_grad():
             assert torch.equal(model(x), expected)
     assert model_from_checkpoint(path)[1]["classes"][0] == "airplane"
+
+
+def test_safetensors_header_length_with_pickle_magic_low_byte_still_loads(tmp_path):
+    """A safetensors file begins with its header length (8 bytes, little-endian); when the low
+    byte of that length is 0x80 -- pickle's magic byte -- the file is still a checkpoint.
+
+    Regression: such files (about one in 256) were refused as "a torch.save pickle"."""
+    model = AlexNet(hidden=HIDDEN)
+    path = tmp_path / "ckpt.safetensors"
+    for pad in range(300):  # the header grows by one byte per pad character: one of 256 lengths hits 0x80
+        save_checkpoint(path, model, meta={**META, "note": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    else:
+        pytest.fail("could not produce a header length whose low byte is 0x80")
+    loaded = load_checkpoint(path)
+    assert loaded.meta["note"] == "x" * pad
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict[key], value), key
