@@ -16,7 +16,7 @@ from cifar_alexnet.checkpoint import load_checkpoint
 from cifar_alexnet.cli import main
 from test_train_cli import read_history, write_tiny_data
 
-PARITY = getattr(tolerances, "TRAINING_PARITY_F32", tolerances.LAYER_F32)
+PARITY = tolerances.TRAINING_PARITY_F32
 
 
 def test_device_loader_and_torchvision_loader_train_identically(tmp_path, monkeypatch):
