@@ -150,8 +150,9 @@ def batchnorm_forward(
         delta = mean64 - mean  # (C,), 0 in float64
         var64 = _channel_dot(centred, centred, axes) / values_per_channel - delta * delta  # (C,)
         unbiased_var64 = var64 * (values_per_channel / (values_per_channel - 1))  # (C,)
-        new_running_mean = ((1 - momentum) * running_mean + momentum * mean64).astype(x.dtype)  # (C,)
-        new_running_var = ((1 - momentum) * running_var + momentum * unbiased_var64).astype(x.dtype)  # (C,)
+        old_mean64, old_var64 = running_mean.astype(np.float64), running_var.astype(np.float64)  # (C,)
+        new_running_mean = ((1 - momentum) * old_mean64 + momentum * mean64).astype(x.dtype)  # (C,)
+        new_running_var = ((1 - momentum) * old_var64 + momentum * unbiased_var64).astype(x.dtype)  # (C,)
     else:
         mean64 = running_mean.astype(np.float64)  # (C,)
         var64 = running_var.astype(np.float64)  # (C,)

@@ -281,19 +281,31 @@ loss_shapes = st.tuples(st.integers(1, 8), st.integers(1, 20))  # (N, K)
 
 
 def exact_loss_and_gradient(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean softmax cross-entropy and its gradient with 50 significant digits (mpmath)."""
+    """Mean softmax cross-entropy and its gradient in 50-digit arithmetic (mpmath).
+
+    Written so that nothing cancels: with ``e_k = exp(s_k - max)``, ``norm = 1 + rest``
+    (``rest``: the sum without the maximum's own 1), the row's loss is
+    ``log1p(rest) - (s_y - max)`` and the label's gradient ``p_y - 1 = -(norm - e_y) / norm``
+    is summed from the other classes; a loss of 1e-273 keeps its digits.
+    """
     N, K = logits.shape
     dlogits = np.empty((N, K))
-    total = mpmath.mpf(0)
     with mpmath.workdps(50):
+        total = mpmath.mpf(0)
         for n in range(N):
             row = [mpmath.mpf(float(v)) for v in logits[n]]
-            top = max(row)
-            exps = [mpmath.exp(v - top) for v in row]
-            norm = mpmath.fsum(exps)
-            total += mpmath.log(norm) - (row[labels[n]] - top)
+            top = int(np.argmax(logits[n]))
+            exps = [mpmath.exp(v - row[top]) for v in row]
+            rest = mpmath.fsum(e for k, e in enumerate(exps) if k != top)
+            norm = 1 + rest
+            y = int(labels[n])
+            total += mpmath.log1p(rest) - (row[y] - row[top])
             for k in range(K):
-                dlogits[n, k] = float((exps[k] / norm - (1 if k == labels[n] else 0)) / N)
+                if k == y:
+                    grad = -mpmath.fsum(e for j, e in enumerate(exps) if j != y) / norm
+                else:
+                    grad = exps[k] / norm
+                dlogits[n, k] = float(grad / N)
         loss = float(total / N)
     return {"loss": np.asarray(loss), "dlogits": dlogits}
 
