@@ -34,6 +34,7 @@ in the middle of saving leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import errno
 import json
 import pickle
 import random
@@ -294,7 +295,14 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: Mapping[str
         raise CheckpointError(f"save_checkpoint({path}): metadata is not JSON-serialisable: {exc}") from exc
 
     with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=header)
+        try:
+            save_file(tensors, tmp, metadata=header)
+        except SafetensorError as exc:
+            # safetensors reports I/O failures as its own error type; a full disk must surface as
+            # ENOSPC so that atomic_path turns it into a DiskFullError naming the file and the fix.
+            if "os error 28" in str(exc) or "No space left" in str(exc):
+                raise OSError(errno.ENOSPC, str(exc)) from exc
+            raise
     return path
 
 

@@ -58,12 +58,13 @@ import torch
 from torch import nn
 
 from cifar_alexnet import distributed as dist_utils
-from cifar_alexnet.atomic import atomic_write_json, atomic_write_text
+from cifar_alexnet.atomic import DiskFullError, atomic_write_json, atomic_write_text
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.recipes import FAST, ORIGINAL, RECIPES, Recipe, get_recipe
 
 __all__ = [
     "RECIPES",
+    "EXIT_DISK_FULL",
     "EXIT_NONFINITE",
     "EXIT_SETUP_ERROR",
     "EXIT_SIGINT",
@@ -86,6 +87,8 @@ EXIT_SIGTERM = 143
 EXIT_NONFINITE = 3
 #: Exit status for a bad command line or bad data (nothing was trained, no run directory left).
 EXIT_SETUP_ERROR = 2
+#: The disk filled up while writing a run file; the previous version of every file is intact.
+EXIT_DISK_FULL = 4
 
 #: How often (in steps) values are read back from an accelerator: the non-finite-loss check,
 #: the progress bar and, in a multi-process run, the agreement to stop after a signal. Each
@@ -1026,6 +1029,12 @@ def train(config: TrainConfig) -> Path:
             t.log(_describe(t))
             try:
                 _fit(t)
+            except DiskFullError:
+                # Nothing resumable was written yet: a run directory without a checkpoint is only
+                # clutter. With a checkpoint, the directory stays and --resume continues it.
+                if t.ctx.is_main and not config.resume and not (t.run_dir / "last.safetensors").exists():
+                    shutil.rmtree(t.run_dir, ignore_errors=True)
+                raise
             finally:
                 t.stop.uninstall()
             if t.ctx.is_main:
@@ -1183,4 +1192,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         report(f"error: {exc}")
         return EXIT_SETUP_ERROR
+    except DiskFullError as exc:
+        report(f"error: {exc}")
+        return EXIT_DISK_FULL
     return 0
