@@ -1063,7 +1063,8 @@ EPILOG = """examples:
 
 Ctrl-C (SIGINT) or SIGTERM finish the current step, save a resumable checkpoint, print the resume
 command and exit with 130 / 143. A NaN/Inf loss stops the run (exit 3) and keeps the last good
-checkpoint. Multi-process runs (torchrun): --batch-size is the GLOBAL batch and must be divisible by
+checkpoint. Bad options or data exit with 2 before anything is written; a full disk exits with 4,
+leaving the previous version of every file intact. Multi-process runs (torchrun): --batch-size is the GLOBAL batch and must be divisible by
 the number of processes; the learning rate is NOT scaled with the number of processes.
 """
 
