@@ -90,7 +90,8 @@ def test_update_is_in_place():
     params = {"w": w}
     adam_step(params, {"w": np.ones(3)}, AdamState(), lr=0.5)
     assert params["w"] is w
-    np.testing.assert_allclose(w, 0.5, rtol=1e-6)  # first step moves by lr * sign(g) (up to eps)
+    # First step: m_hat = g, v_hat = g^2, so the move is lr * g / (|g| + eps) = 0.5 / (1 + 1e-8).
+    assert_close(w, np.full(3, 1 - 0.5 / (1 + 1e-8)), LAYER_F64, "w")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from reference.batchnorm import batchnorm_backward, batchnorm_forward
 from reference.gradcheck import numeric_gradient
 from strategies import DTYPES, Agreement, BatchNormCase, batchnorm_cases, batchnorm_min_values, check_errors, compare_with_torch
-from tolerances import NUMERIC_GRAD, assert_close
+from tolerances import LAYER_F64, NUMERIC_GRAD, assert_close
 
 
 def _channel_signs(rng, C: int) -> np.ndarray:
@@ -150,9 +150,9 @@ def test_running_statistics_conventions_by_hand():
     x = np.array([[1.0], [2.0], [3.0], [6.0]])
     one, zero = np.ones(1), np.zeros(1)
     out, _, (mean, var) = batchnorm_forward(x, one, zero, zero, one, training=True, momentum=0.25, eps=1e-12)
-    np.testing.assert_allclose(mean, [0.75 * 0 + 0.25 * 3.0])  # momentum is the new batch's weight
-    np.testing.assert_allclose(var, [0.75 * 1 + 0.25 * 14 / 3])  # unbiased variance in the estimate
-    np.testing.assert_allclose(out[:, 0], (x[:, 0] - 3.0) / np.sqrt(3.5))  # biased variance to normalise
+    assert_close(mean, [0.75 * 0 + 0.25 * 3.0], LAYER_F64, "running mean")  # momentum is the new batch's weight
+    assert_close(var, [0.75 * 1 + 0.25 * 14 / 3], LAYER_F64, "running var")  # unbiased variance in the estimate
+    assert_close(out[:, 0], (x[:, 0] - 3.0) / np.sqrt(3.5 + 1e-12), LAYER_F64, "out")  # biased variance to normalise
 
 
 def test_eval_mode_returns_running_statistics_unchanged():
