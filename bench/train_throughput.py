@@ -162,8 +162,7 @@ class ProjectSide:
     name = "project"
 
     def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, channels_last: bool):
-        # the module; `from cifar_alexnet import train` would give the package's train() function
-        train = importlib.import_module("cifar_alexnet.train")
+        import cifar_alexnet.train as train
         from cifar_alexnet.device_data import DeviceLoader
         from cifar_alexnet.distributed import DistContext
         from cifar_alexnet.model import AlexNet

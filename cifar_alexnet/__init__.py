@@ -3,7 +3,8 @@
 ``import cifar_alexnet`` is cheap: it does not import torch. The names below are loaded on
 first use::
 
-    from cifar_alexnet import AlexNet, TrainConfig, train
+    from cifar_alexnet import AlexNet, TrainConfig
+    from cifar_alexnet.train import train   # the function; ``cifar_alexnet.train`` is the module
     run_dir = train(TrainConfig.from_recipe("original", epochs=2, limit_train=1000))
 """
 
@@ -18,7 +19,6 @@ __version__ = "0.1.0"
 _LAZY = {
     "AlexNet": "cifar_alexnet.model",
     "TrainConfig": "cifar_alexnet.train",
-    "train": "cifar_alexnet.train",
     "RECIPES": "cifar_alexnet.recipes",
     "load_checkpoint": "cifar_alexnet.checkpoint",
     "save_checkpoint": "cifar_alexnet.checkpoint",
