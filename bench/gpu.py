@@ -37,8 +37,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import platform
 import subprocess
 import sys
@@ -53,8 +51,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: the sibling benchmark scripts
 
 from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+from train_throughput import import_original_loop, synchronize  # noqa: E402
 
 #: The original's best test accuracy (epoch 60 of 100), the target of "time to accuracy".
 TARGET_ACCURACY = 90.34
@@ -66,19 +66,6 @@ PEAK_FLOPS = {
     "A100": {"bf16": 312e12, "tf32": 156e12},
     "L4": {"bf16": 121e12, "tf32": 60e12},
 }
-
-
-def _import_original_loop():
-    """``bench/original_loop.py`` by path (``bench`` is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location("original_loop", Path(__file__).with_name("original_loop.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -136,7 +123,7 @@ def mfu(flops_per_image: float, images_per_s: float, device_name: str, precision
 
 def bench_original_loop(train_set, test_set, mean, std, device: torch.device, args) -> dict[str, Any]:
     """One epoch of the notebook's own loop (after ``warmup`` batches)."""
-    original = _import_original_loop()
+    original = import_original_loop()
     batch = max(2, min(32, args.smoke_images // 2)) if args.smoke else 512
     trainloader, _ = original.make_original_loaders(train_set, test_set, mean, std, batch_size=batch,
                                                     num_workers=0 if args.smoke else 4)
@@ -159,7 +146,7 @@ def bench_original_loop(train_set, test_set, mean, std, device: torch.device, ar
 
 def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, args, workdir: Path) -> dict[str, Any]:
     """``cifar_alexnet.train.train`` with ``recipe`` for ``epochs``; its history, timings, time to target."""
-    train_module = importlib.import_module("cifar_alexnet.train")  # the module, not the package's train()
+    import cifar_alexnet.train as train_module
     overrides: dict[str, Any] = {"data": data, "out": str(workdir / recipe), "epochs": epochs, "quiet": True,
                                  "device": str(device), "verify": not args.no_verify}
     if args.smoke:

@@ -56,7 +56,7 @@ TARGET_SPEEDUP = 1.15
 TARGET_MATMUL_FRACTION = 0.75
 
 
-def _import_original_loop():
+def import_original_loop():
     """``bench/original_loop.py`` by path (``bench`` is a folder of scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("original_loop", Path(__file__).with_name("original_loop.py"))
     module = importlib.util.module_from_spec(spec)
@@ -138,7 +138,7 @@ class OriginalSide:
     def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, workers: int):
         from cifar_alexnet.data import ArrayDataset
 
-        original = _import_original_loop()
+        original = import_original_loop()
         self.original, self.device = original, device
         torch.manual_seed(0)
         self.net = nn.DataParallel(original.AlexNet_SukJoon()).to(device)
