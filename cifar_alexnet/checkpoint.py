@@ -471,6 +471,17 @@ def model_from_checkpoint(path: str | PathLike,
 # --------------------------------------------------------------------------------------------
 
 
+#: The first torch release whose ``torch.load(weights_only=True)`` has no published bypass;
+#: older ones had CVE-2025-32434 and CVE-2026-24747. ``pyproject.toml`` requires it too.
+MIN_SAFE_TORCH = (2, 10)
+
+
+def torch_version_tuple(version: str | None = None) -> tuple[int, int]:
+    """``(major, minor)`` of a torch version string such as ``"2.14.1+cu130"`` (default: the running torch)."""
+    major, minor = (version or torch.__version__).split("+")[0].split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
 def load_torch_file_safely(path: str | PathLike, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors that explain themselves.
 
@@ -485,6 +496,12 @@ def load_torch_file_safely(path: str | PathLike, map_location: str | torch.devic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    if torch_version_tuple() < MIN_SAFE_TORCH:
+        raise CheckpointError(
+            f"{path}: refusing to unpickle with torch {torch.__version__}: before "
+            f"{'.'.join(map(str, MIN_SAFE_TORCH))}, torch.load(weights_only=True) has published bypasses "
+            "(CVE-2025-32434, CVE-2026-24747) that let a crafted file run code. Upgrade torch "
+            "(pip install 'torch>=2.10'), or use a safetensors checkpoint, which holds no code.")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -372,3 +372,18 @@ def test_safetensors_header_length_with_pickle_magic_low_byte_still_loads(tmp_pa
     assert loaded.meta["note"] == "x" * pad
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict[key], value), key
+
+
+def test_pickles_are_refused_on_a_torch_with_a_known_weights_only_bypass(tmp_path, monkeypatch):
+    """Before torch 2.10, weights_only=True had published bypasses: nothing is unpickled there."""
+    path = tmp_path / "plain.pth"
+    torch.save(AlexNet(hidden=HIDDEN).state_dict(), path)
+    assert ckpt_mod.torch_version_tuple("2.14.1+cu130") == (2, 14)
+    assert ckpt_mod.torch_version_tuple("2.9.0a0") == (2, 9)
+    load_torch_file_safely(path)  # the running torch (>= 2.10, as pyproject requires) loads it
+    calls = []
+    monkeypatch.setattr(ckpt_mod.torch, "load", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(ckpt_mod.torch, "__version__", "2.5.1")
+    with pytest.raises(CheckpointError, match=r"torch 2\.5\.1.*CVE-2025-32434.*torch>=2\.10"):
+        load_torch_file_safely(path)
+    assert calls == []  # refused before torch.load ran
