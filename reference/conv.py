@@ -111,10 +111,16 @@ def _check_inputs(layer: str, x, w, b, stride, padding):
     return stride_hw, padding_hw, out_hw
 
 
-def _check_dout(layer: str, dout, cache: ConvCache, out_shape: tuple) -> None:
+def _check_dout(layer: str, dout, cache: ConvCache) -> tuple[int, int]:
+    """Validate the upstream gradient against the forward pass in ``cache``; return ``(H_out, W_out)``."""
+    N, _, H, W = cache.x_shape
+    F, _, KH, KW = cache.w.shape
+    H_out, W_out = (conv2d_output_size(s, k, st, p)
+                    for s, k, st, p in zip((H, W), (KH, KW), cache.stride, cache.padding))
     check_float_array(layer, "dout", dout, "(N, F, H_out, W_out)", (4,))
-    check_shape(layer, "dout", dout, out_shape, "(N, F, H_out, W_out), the forward output's shape")
+    check_shape(layer, "dout", dout, (N, F, H_out, W_out), "(N, F, H_out, W_out), the forward output's shape")
     check_same_dtype(layer, "dout", dout, cache.w, "w")
+    return H_out, W_out
 
 
 def _pad(x: np.ndarray, padding: tuple) -> np.ndarray:
@@ -189,9 +195,7 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
     F, _, KH, KW = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    H_out = conv2d_output_size(H, KH, sh, ph)
-    W_out = conv2d_output_size(W, KW, sw, pw)
-    _check_dout("conv2d_backward_naive", dout, cache, (N, F, H_out, W_out))
+    H_out, W_out = _check_dout("conv2d_backward_naive", dout, cache)
 
     dx_pad = np.zeros_like(x_pad)  # (N, C, H + 2 ph, W + 2 pw)
     dw = np.zeros_like(w)  # (F, C, KH, KW)
@@ -303,9 +307,7 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     F, _, KH, KW = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    H_out = conv2d_output_size(H, KH, sh, ph)
-    W_out = conv2d_output_size(W, KW, sw, pw)
-    _check_dout("conv2d_backward", dout, cache, (N, F, H_out, W_out))
+    H_out, W_out = _check_dout("conv2d_backward", dout, cache)
 
     dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out)  # (F, N*H_out*W_out), a copy
     db = dout_rows.sum(axis=1, dtype=np.float64).astype(dout.dtype)  # (F,), summed in float64
