@@ -13,6 +13,13 @@ What is measured, on one device in one run:
 * **matmul**: a large float32 matrix product, the practical peak of the device, measured in
   the same process with the same threads.
 
+With ``--amp bf16`` the project side trains under bfloat16 autocast (the ``fast`` recipe's
+precision; on CPUs with AVX512-BF16/AMX and on recent GPUs the convolutions and matrix
+products then run on bfloat16 units) and the matmul reference is a bfloat16 product, so the
+"of matmul" column still compares like with like. The original loop stays float32, as the
+notebook was. The issue's targets are set for the default float32 run; the bf16 run is
+written to its own JSON file.
+
 Both training sides see the same uint8 images (random pixels by default, or the first
 ``--images`` training images of ``--data``), the same batch size and the same number of
 steps; each side is warmed up with one step, then timed ``--repeats`` times (alternating
@@ -29,6 +36,7 @@ and matrix products; BatchNorm, ReLU and pooling are left out, as usual).
 Usage::
 
     python bench/train_throughput.py                      # full default setting
+    python bench/train_throughput.py --amp bf16           # project side in bfloat16 autocast
     python bench/train_throughput.py --device cuda --images 8192
     python bench/train_throughput.py --smoke --out /tmp/t.json   # seconds; used by the tests
 """
@@ -51,6 +59,7 @@ from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "bench" / "results" / "train_throughput.json"
+DEFAULT_OUT_BF16 = REPO_ROOT / "bench" / "results" / "train_throughput_bf16.json"
 #: Targets on the CPU this was developed on (2 cores); reported, not enforced.
 TARGET_SPEEDUP = 1.15
 TARGET_MATMUL_FRACTION = 0.75
@@ -88,11 +97,12 @@ def forward_macs_per_image(model: nn.Module, device: torch.device) -> float:
     return counter.get_total_flops() / 2 / batch  # the counter reports FLOPs = 2 x MACs
 
 
-def matmul_flops_per_s(device: torch.device, n: int, min_seconds: float) -> float:
-    """FLOP/s of ``n x n @ n x n`` float32 products (``2 n^3`` FLOPs each), best of timed bursts."""
+def matmul_flops_per_s(device: torch.device, n: int, min_seconds: float,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of ``n x n @ n x n`` products in ``dtype`` (``2 n^3`` FLOPs each), best of timed bursts."""
     gen = torch.Generator(device="cpu").manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
+    a = torch.randn(n, n, generator=gen).to(device, dtype)
+    b = torch.randn(n, n, generator=gen).to(device, dtype)
     torch.mm(a, b)  # warm-up (library initialisation, clocks)
     synchronize(device)
     best = 0.0
@@ -157,18 +167,24 @@ class OriginalSide:
 
 
 class ProjectSide:
-    """``cifar_alexnet.train.train_step`` driven by a ``DeviceLoader`` with channels_last."""
+    """``cifar_alexnet.train.train_step`` driven by a ``DeviceLoader`` with channels_last.
+
+    ``amp`` is the trainer's precision option: ``"off"`` (float32, the original recipe) or
+    ``"bf16"`` (bfloat16 autocast).
+    """
 
     name = "project"
 
-    def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, channels_last: bool):
+    def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, channels_last: bool,
+                 amp: str = "off"):
         import cifar_alexnet.train as train
         from cifar_alexnet.device_data import DeviceLoader
         from cifar_alexnet.distributed import DistContext
         from cifar_alexnet.model import AlexNet
 
         self.train, self.device = train, device
-        self.config = train.TrainConfig.from_recipe("original", batch_size=batch_size, channels_last=channels_last)
+        self.config = train.TrainConfig.from_recipe("original", batch_size=batch_size, channels_last=channels_last,
+                                                   amp=amp)
         torch.manual_seed(0)
         model = AlexNet().to(device)
         if channels_last:
@@ -238,14 +254,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader workers of the original loop (default 4, the original's)")
     parser.add_argument("--no-channels-last", action="store_true", help="project side in NCHW memory")
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off",
+                        help="precision of the project side: off = float32 (the original recipe; the targets "
+                        "apply to this), bf16 = bfloat16 autocast, measured against a bfloat16 matmul (the "
+                        "original loop stays float32). Default off")
     parser.add_argument("--data", default=None, help="use real images (cifar_alexnet.data.load_cifar10 path) "
                         "instead of random pixels")
     parser.add_argument("--matmul-size", type=int, default=None, help="n of the n x n matmul (default 2048 on "
                         "the CPU, 8192 on a GPU)")
     parser.add_argument("--smoke", action="store_true", help="tiny setting (seconds) for the tests: 8 images, "
                         "batch 4, 1 repeat, no DataLoader workers, 256 x 256 matmul")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON result (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"JSON result (default bench/results/{DEFAULT_OUT.name}, or {DEFAULT_OUT_BF16.name} "
+                        "with --amp bf16)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_OUT_BF16 if args.amp == "bf16" else DEFAULT_OUT
     device = torch.device(args.device)
     defaults = (dict(images=8, batch_size=4, repeats=1, workers=0, matmul_size=256) if args.smoke else
                 dict(images=2048, batch_size=512, repeats=5, workers=4,
@@ -268,7 +292,7 @@ def format_table(result: dict) -> str:
         side = result["sides"][name]
         rows.append((name, f"{side['images_per_s']:.1f}", f"{1000 * result['batch_size'] / side['images_per_s']:.0f}",
                      f"{side['flops_per_s'] / scale:.2f}", f"{100 * side['matmul_fraction']:.1f} %"))
-    rows.append((f"matmul {result['matmul_size']}^2", "", "", f"{result['matmul_flops_per_s'] / scale:.2f}", "100 %"))
+    rows.append((f"matmul {result['matmul_size']}^2 {result['matmul_dtype']}", "", "", f"{result['matmul_flops_per_s'] / scale:.2f}", "100 %"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -279,6 +303,8 @@ def format_table(result: dict) -> str:
               f"{'met' if speedup >= TARGET_SPEEDUP else 'NOT met'})",
               f"project / matmul:   {100 * frac:.1f} %  (target >= {100 * TARGET_MATMUL_FRACTION:.0f} %: "
               f"{'met' if frac >= TARGET_MATMUL_FRACTION else 'NOT met'})",
+              f"project precision: {'float32' if result['project_amp'] == 'off' else result['project_amp'] + ' autocast'}"
+              + ("" if result["project_amp"] == "off" else "  (the targets are set for the float32 run)"),
               f"training FLOPs per image (3 x 2 x forward MACs): {result['train_flops_per_image'] / 1e9:.3f} G "
               f"(forward {result['forward_macs_per_image'] / 1e6:.1f} M MACs)"]
     return "\n".join(lines)
@@ -298,6 +324,7 @@ def main(argv=None) -> int:
     mean, std = channel_stats(images)
     mean, std = [float(v) for v in mean], [float(v) for v in std]
     channels_last = not args.no_channels_last
+    matmul_dtype = torch.bfloat16 if args.amp == "bf16" else torch.float32
     log(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.images} images/epoch, batch {args.batch_size}, {args.repeats} repeat(s); data: {variant}")
 
@@ -306,13 +333,14 @@ def main(argv=None) -> int:
     matmul_samples: list[float] = []
 
     def measure_matmul() -> None:
-        matmul_samples.append(matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 1.0))
+        matmul_samples.append(matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 1.0,
+                                                 dtype=matmul_dtype))
 
     sides = [OriginalSide(images, labels, mean, std, device, args.batch_size, args.workers),
-             ProjectSide(images, labels, mean, std, device, args.batch_size, channels_last)]
+             ProjectSide(images, labels, mean, std, device, args.batch_size, channels_last, amp=args.amp)]
     rates = time_epochs(sides, args.repeats, log, between=measure_matmul)
     matmul = max(matmul_samples)  # the device's best, sampled before, between and after the training epochs
-    log(f"matmul {args.matmul_size} x {args.matmul_size} float32: "
+    log(f"matmul {args.matmul_size} x {args.matmul_size} {str(matmul_dtype).removeprefix('torch.')}: "
         + ", ".join(f"{v / 1e9:.0f}" for v in matmul_samples) + " GFLOP/s")
 
     result = {
@@ -335,10 +363,12 @@ def main(argv=None) -> int:
         "repeats": args.repeats,
         "original_dataloader_workers": args.workers,
         "project_channels_last": channels_last,
+        "project_amp": args.amp,
         "smoke": args.smoke,
         "forward_macs_per_image": macs,
         "train_flops_per_image": train_flops,
         "matmul_size": args.matmul_size,
+        "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
         "matmul_flops_per_s": matmul,
         "matmul_flops_per_s_samples": matmul_samples,
         "sides": {},

@@ -52,6 +52,34 @@ def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["tt.json"]
 
 
+def test_bf16_smoke_run_uses_bf16_on_the_project_side_only(tmp_path, capsys):
+    """--amp bf16: the project trains under bfloat16 autocast and the matmul reference is bfloat16."""
+    bench = _load("train_throughput")
+    out = tmp_path / "tt_bf16.json"
+    assert bench.main(["--smoke", "--amp", "bf16", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["project_amp"] == "bf16" and result["matmul_dtype"] == "bfloat16"
+    assert "bf16 autocast" in capsys.readouterr().out
+    assert bench.parse_args(["--amp", "bf16"]).out == bench.DEFAULT_OUT_BF16
+    assert bench.parse_args([]).out == bench.DEFAULT_OUT
+
+
+def test_project_side_in_bf16_really_runs_bfloat16_kernels():
+    """The --amp bf16 side runs the model's convolutions in bfloat16 (not float32 with a label)."""
+    import numpy as np
+    import torch
+
+    bench = _load("train_throughput")
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    side = bench.ProjectSide(images, np.arange(4) % 10, [0.5] * 3, [0.25] * 3, torch.device("cpu"), batch_size=2,
+                             channels_last=True, amp="bf16")
+    seen = []
+    hook = side.trainer.model.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    assert side.epoch() == 4
+    hook.remove()
+    assert seen == [torch.bfloat16, torch.bfloat16]
+
+
 def test_both_sides_train_on_every_image():
     """One epoch of each side consumes exactly the images given (the original's loop and the trainer's step)."""
     import numpy as np
