@@ -5,6 +5,11 @@ The recipe is the usual one: write to a temporary file in the same directory, fl
 ``fsync`` the directory so the rename itself survives a power cut. If anything fails on the
 way -- a full disk, an exception while producing the bytes, ``KeyboardInterrupt`` -- the
 temporary file is removed and the destination is untouched.
+
+Permissions: ``tempfile.mkstemp`` creates its file readable by the owner only (mode 0600).
+The finished file gets the permissions a plain ``open(path, "w")`` would have given it: the
+mode of the file it replaces, or ``0o666`` minus the process umask for a new file, so that
+a shared decode cache or a run directory stays readable by whoever could read it before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _permissions_for(path: Path) -> int:
+    """The mode ``path`` should end with: that of the file it replaces, else 0o666 minus the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)  # the only portable way to read the umask is to set it ...
+        os.umask(umask)  # ... and put it back at once
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
@@ -56,6 +71,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, _permissions_for(path))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
