@@ -442,6 +442,34 @@ def make_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) 
                            weight_decay=config.weight_decay, **fused)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this device's kernels and the parameters' layout.
+
+    Two things a plain ``load_state_dict`` gets wrong when a run resumes:
+
+    * it replaces every param group's options with the stored ones, ``fused`` and ``foreach``
+      included, so a checkpoint written on a GPU (fused kernels) and resumed on a CPU -- or the
+      other way round -- would keep the other device's kernel choice. The flags that
+      :func:`make_optimizer` chose for *this* device are kept; they are put into the stored
+      groups before loading, so ``step`` counters also land where those kernels want them;
+    * checkpoints store contiguous (NCHW) tensors and ``load_state_dict`` restores device and
+      dtype but not the memory format: with ``channels_last`` parameters the momentum / Adam
+      buffers would get other strides than the parameters and gradients, which CUDA's fused
+      kernels refuse ("must have same dtype, device, and layout"). Each buffer shaped like its
+      parameter is copied into the parameter's layout.
+    """
+    kept = [{key: group.get(key) for key in ("fused", "foreach")} for group in optimizer.param_groups]
+    if len(kept) != len(state["param_groups"]):
+        raise ValueError(f"the checkpoint's optimizer has {len(state['param_groups'])} parameter group(s), "
+                         f"this one {len(kept)}")
+    state = {**state, "param_groups": [{**stored, **ours} for stored, ours in zip(state["param_groups"], kept)]}
+    optimizer.load_state_dict(state)
+    for param, buffers in optimizer.state.items():
+        for name, value in buffers.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                buffers[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def learning_rate(config: TrainConfig, global_step: int, total_steps: int) -> float:
     """The learning rate of step ``global_step`` (0-based) of ``total_steps``.
 
@@ -965,7 +993,7 @@ def _set_up(config: TrainConfig, ctx: dist_utils.DistContext, device: torch.devi
 
     if checkpoint is not None:
         model.load_state_dict(checkpoint.state_dict)
-        optimizer.load_state_dict(checkpoint.optimizer_state)
+        load_optimizer_state(optimizer, checkpoint.optimizer_state)
         if scaler is not None and checkpoint.meta.get("scaler"):
             scaler.load_state_dict(checkpoint.meta["scaler"])
         t.history = list(checkpoint.meta.get("history", []))

@@ -149,6 +149,52 @@ def test_diverging_from_the_start_names_epoch_1(workdir, data):
     assert not (workdir / "diverge-now" / "last.safetensors").exists()
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resumed_optimizer_keeps_the_parameters_layout_and_this_devices_kernels(tmp_path, optimizer):
+    """Resume through a real checkpoint file: buffers get the channels_last strides back, and the
+    stored ``fused`` flag of a run on another device does not replace this device's choice.
+
+    (CUDA's fused kernels refuse buffers whose strides differ from the parameters'; the CPU ones
+    do not check, so the strides are compared directly here.)
+    """
+    from cifar_alexnet.train import TrainConfig, load_optimizer_state, make_optimizer
+
+    cpu = torch.device("cpu")
+    config = TrainConfig.from_recipe("original", optimizer=optimizer, momentum=0.9, channels_last=True, hidden=32)
+
+    def model_and_one_step(fused: bool):
+        torch.manual_seed(0)
+        model = AlexNet(hidden=32).to(memory_format=torch.channels_last)
+        opt = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True) if fused and optimizer == "sgd"
+               else torch.optim.Adam(model.parameters(), lr=1e-3, fused=True) if fused
+               else make_optimizer(config, model, cpu))
+        x = torch.randn(4, 3, 32, 32).to(memory_format=torch.channels_last)
+        model(x).square().mean().backward()
+        opt.step()
+        return model, opt
+
+    written_on_other_device, source = model_and_one_step(fused=True)  # as a run on a GPU writes it
+    assert source.param_groups[0]["fused"] is True
+    meta = {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": [str(i) for i in range(10)]}
+    save_checkpoint(tmp_path / "last.safetensors", written_on_other_device, meta=meta, optimizer=source)
+    stored = load_checkpoint(tmp_path / "last.safetensors").optimizer_state
+
+    model, resumed = model_and_one_step(fused=False)
+    load_optimizer_state(resumed, stored)
+    assert resumed.param_groups[0]["fused"] == make_optimizer(config, model, cpu).param_groups[0]["fused"]
+    conv_weight = model.features[4].weight  # 4-D: channels_last strides differ from contiguous ones
+    assert not conv_weight.is_contiguous()
+    checked = 0
+    for param, source_param in zip(resumed.param_groups[0]["params"], source.param_groups[0]["params"]):
+        for name, value in resumed.state[param].items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                assert value.stride() == param.stride(), name
+                assert torch.equal(value, source.state[source_param][name]), name
+                checked += 1
+    assert checked >= len(resumed.param_groups[0]["params"])
+    resumed.step()  # and the restored state still steps
+
+
 # --------------------------------------------------------------------------------------------
 # kill -9 while a checkpoint is being written
 # --------------------------------------------------------------------------------------------
