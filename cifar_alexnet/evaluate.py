@@ -149,7 +149,7 @@ def evaluate_model(model: nn.Module, data, *, classes: Sequence[str] | None = No
     else:
         batches = data
     num_classes = None
-    confusion = None
+    codes: list[torch.Tensor] = []  # true * C + predicted per batch; counted once at the end
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
@@ -163,16 +163,17 @@ def evaluate_model(model: nn.Module, data, *, classes: Sequence[str] | None = No
             if tta_flip:
                 logits = (logits + model(x.flip(3))) / 2  # flip the width axis
             logits = logits.float()
-            if confusion is None:
-                num_classes = logits.shape[1]
-                confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=device)
+            num_classes = logits.shape[1]
             loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").double()
             pred = logits.argmax(dim=1)  # (B,)
-            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes * num_classes)
+            codes.append(y * num_classes + pred)
     finally:
         model.train(was_training)
-    if confusion is None:
+    if not codes:
         raise ValueError("evaluate_model: the data is empty")
+    # One bincount for the whole set: on a GPU each bincount reads its input's min and max back
+    # to the host, so counting per batch would stall the device twice per batch.
+    confusion = torch.bincount(torch.cat(codes), minlength=num_classes * num_classes)
     matrix = confusion.view(num_classes, num_classes).cpu().numpy()  # (true, predicted)
     names = tuple(classes) if classes is not None else tuple(str(i) for i in range(num_classes))
     if len(names) != num_classes:

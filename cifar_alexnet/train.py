@@ -305,8 +305,13 @@ def reproducibility(seed: int, deterministic: bool) -> Iterator[None]:
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
-    """The precision actually used: bf16 falls back to fp16 on GPUs without bfloat16 support."""
-    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    """The precision actually used: bf16 falls back to fp16 on GPUs without bfloat16 units.
+
+    NVIDIA GPUs compute in bfloat16 from compute capability 8.0 (A100) on. Older ones (V100,
+    T4) can only emulate it, slowly -- ``torch.cuda.is_bf16_supported()`` still says yes for
+    them, because it counts emulation -- so the capability of ``device`` itself is checked.
+    """
+    if amp == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
         return "fp16"
     return amp
 

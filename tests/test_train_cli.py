@@ -328,3 +328,18 @@ def test_constant_schedule_is_the_original():
 
     config = TrainConfig.from_recipe("original")
     assert {learning_rate(config, step, 9800) for step in range(0, 9800, 97)} == {1e-3}
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_bf16_falls_back_to_fp16_on_gpus_without_bfloat16_units(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) only emulate bfloat16; A100 (8.0) and H100 (9.0) compute in it.
+
+    The hardware query is replaced (no GPU here); the decision under test is resolve_amp's.
+    """
+    from cifar_alexnet.train import resolve_amp
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_amp("bf16", torch.device("cuda:0")) == expected
+    assert resolve_amp("fp16", torch.device("cuda:0")) == "fp16"
+    assert resolve_amp("off", torch.device("cuda:0")) == "off"
+    assert resolve_amp("bf16", torch.device("cpu")) == "bf16"  # CPUs: bf16 autocast as asked
