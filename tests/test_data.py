@@ -22,6 +22,7 @@ from hypothesis import given, strategies as st
 from PIL import Image
 
 import cifar_alexnet.data as data_module
+import cifar_alexnet.official_archive as official_archive_module
 from cifar_alexnet.data import (
     CIFAR10_CLASSES,
     ArrayDataset,
@@ -129,7 +130,7 @@ def test_md5_verification_accepts_files_with_the_expected_digests(tmp_path, monk
         digests = {"cifar-10-python.tar.gz": hashlib.md5(written.path.read_bytes()).hexdigest()}
     else:
         digests = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in written.path.iterdir()}
-    monkeypatch.setattr(data_module, "_official_md5s", lambda: dict(digests))
+    monkeypatch.setattr(official_archive_module, "_official_md5s", lambda: dict(digests))
     train, _ = load_cifar10(tmp_path)  # verify=True is the default
     assert train.source == "CIFAR-10 (official archive)"
     np.testing.assert_array_equal(train.images, written.train_images)
@@ -145,7 +146,7 @@ def test_md5_verification_accepts_files_with_the_expected_digests(tmp_path, monk
 def test_the_official_digests_come_from_torchvision():
     from torchvision.datasets import CIFAR10
 
-    digests = data_module._official_md5s()
+    digests = official_archive_module._official_md5s()
     assert digests["cifar-10-python.tar.gz"] == "c58f30108f718f92721af3b95e74349a" == CIFAR10.tgz_md5
     assert set(digests) == {"cifar-10-python.tar.gz", "batches.meta", "test_batch"} | {
         f"data_batch_{i}" for i in range(1, 6)}
