@@ -1,18 +1,21 @@
 """GPU benchmark: the original notebook's loop against this package's trainer, in one run.
 
-What it measures, on one device, in this order (each part is timed on its own):
+What it measures, on one device, in this order (each part is timed on its own; the part
+that answers the main question comes first, so a run cut short still answers it):
 
-1. **original loop** -- ``bench/original_loop.py``: the notebook's PIL + ``DataLoader`` pipeline
-   (4 workers), float32, ``.to(device)`` per batch; one full training epoch (after a short
-   warm-up). Per-epoch time and training images/s.
-2. **original recipe, fast data path** -- ``cifar_alexnet.train`` with ``--recipe original``
-   (float32, Adam 1e-3, batch 512) but the device-resident loader: one epoch. Shows what the
-   data path alone is worth.
-3. **fast recipe** -- ``cifar_alexnet.train`` with ``--recipe fast`` (bf16, channels-last,
+1. **fast recipe** -- ``cifar_alexnet.train`` with ``--recipe fast`` (bf16, channels-last,
    SGD-Nesterov one-cycle, flip TTA) for its full schedule: per-epoch time, images/s, test
    accuracy per epoch and the **time to 90.34 %** test accuracy (the original's best), the
    cumulative training + evaluation time up to the first epoch at or above it (``null`` if
-   never reached).
+   never reached). Its first epoch includes the one-off warm-up (cuDNN autotuning, memory
+   pool growth); the time to target counts it.
+2. **original loop** -- ``bench/original_loop.py``: the notebook's PIL + ``DataLoader`` pipeline
+   (4 workers), float32, ``.to(device)`` per batch, cuDNN autotuner off (PyTorch's default,
+   which the notebook kept); one full training epoch after a short warm-up. Per-epoch time
+   and training images/s.
+3. **original recipe, fast data path** -- ``cifar_alexnet.train`` with ``--recipe original``
+   (float32, Adam 1e-3, batch 512) but the device-resident loader, 2 epochs (the second is the
+   steady state). What the data path, plus the trainer's cuDNN autotuner, is worth.
 
 For each: peak GPU memory (``torch.cuda.max_memory_allocated``) and the model FLOP
 utilisation (MFU): training FLOPs per image (forward + backward, counted with
@@ -25,22 +28,36 @@ The JSON result records the device name, driver, CUDA and torch versions, the da
 variant (e.g. "CIFAR-10 (JPEG q75 copy)") and the command line. Speed ratios are printed
 side by side (fast path / original loop) -- the only way this project states a speed-up.
 
-Sized for one call of at most 10 minutes on an H100 (fast recipe ~30 epochs). ``--smoke``
-runs every part on the CPU on a tiny subset (the test suite does) to keep the script working.
+Sized for one call of at most 10 minutes on an H100 (fast recipe: 30 epochs). Built for a
+machine lent for a few minutes: the JSON result is rewritten after every part (``"status"``
+says how far it got); ``--budget-s`` (default 540) stops the run by itself -- the trainer
+finishes its step, the epochs done so far are kept -- and so does SIGTERM/SIGINT from outside;
+a part that fails (NaN loss, out of memory) is recorded and the next part runs. Without a
+CUDA device it refuses to start (the full run would take hours on a CPU) unless
+``--allow-cpu`` is given. ``--smoke`` runs every part on the CPU on a tiny subset (the test
+suite does) to keep the script working.
 
 Usage::
 
-    python bench/gpu.py --data ../shared/data/cifar10-jpeg.tar.gz --out bench/results/gpu-h100.json
+    # on a lent GPU machine, the data carried there in the git-ignored folder shared_data/:
+    python3 bench/gpu.py --data shared_data/cifar10-jpeg.tar.gz --out "$OUT/gpu-h100.json"
     python bench/gpu.py --data tests-folder --smoke
+
+Exit status: 0 when every part completed, 1 when the run was stopped or a part failed (the
+JSON says which), 2 for bad arguments or no CUDA device.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,11 +135,59 @@ def mfu(flops_per_image: float, images_per_s: float, device_name: str, precision
     return None
 
 
+# ------------------------------------------------------------------------------------ stopping
+
+
+class Stopped(Exception):
+    """A part was cut short (time budget or a signal); ``partial`` holds what it measured."""
+
+    def __init__(self, reason: str, partial: dict[str, Any]):
+        super().__init__(reason)
+        self.partial = partial
+
+
+class Budget:
+    """Interrupt this process with SIGINT after ``seconds`` (None: never).
+
+    SIGINT is what a user's Ctrl-C sends: the trainer then finishes its current step, saves a
+    checkpoint and raises ``TrainingInterrupted``; outside the trainer Python raises
+    ``KeyboardInterrupt``. Either way the part ends and the results so far are written.
+    """
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.expired = threading.Event()
+        self._timer: threading.Timer | None = None
+
+    def start(self) -> None:
+        if self.seconds is not None:
+            self._timer = threading.Timer(self.seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired.set()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def reason(self, exc: BaseException) -> str:
+        if self.expired.is_set():
+            return f"stopped: time budget of {self.seconds:g} s (--budget-s) reached"
+        return f"stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'signal'}"
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 # ------------------------------------------------------------------------------------ parts
 
 
 def bench_original_loop(train_set, test_set, mean, std, device: torch.device, args) -> dict[str, Any]:
-    """One epoch of the notebook's own loop (after ``warmup`` batches)."""
+    """One epoch of the notebook's own loop (after a 2-batch warm-up), cuDNN autotuner off as in 2020."""
     original = import_original_loop()
     batch = max(2, min(32, args.smoke_images // 2)) if args.smoke else 512
     trainloader, _ = original.make_original_loaders(train_set, test_set, mean, std, batch_size=batch,
@@ -141,12 +206,39 @@ def bench_original_loop(train_set, test_set, mean, std, device: torch.device, ar
     seconds = time.perf_counter() - start
     return {"what": "bench/original_loop.py: PIL DataLoader (4 workers), float32, batch 512",
             "batch_size": batch, "images": seen, "epoch_time_s": seconds, "images_per_s": seen / seconds,
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
             "peak_memory_gib": peak_memory_gib(device), "precision": "tf32"}
 
 
-def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, args, workdir: Path) -> dict[str, Any]:
-    """``cifar_alexnet.train.train`` with ``recipe`` for ``epochs``; its history, timings, time to target."""
+def summarise_history(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-epoch medians, best accuracy and time to :data:`TARGET_ACCURACY` of a trainer history."""
+    elapsed, time_to_target, epoch_reached = 0.0, None, None
+    for row in history:
+        elapsed += row["epoch_time_s"]
+        if time_to_target is None and row["test_acc"] >= TARGET_ACCURACY:
+            time_to_target, epoch_reached = elapsed, row["epoch"]
+    steady = history[1:] or history  # the first epoch includes warm-up (cuDNN autotuning, allocations)
+    return {
+        "epochs": len(history),
+        "first_epoch_time_s": history[0]["epoch_time_s"] if history else None,
+        "epoch_time_s": float(np.median([r["epoch_time_s"] for r in steady])) if history else None,
+        "images_per_s": float(np.median([r["images_per_s"] for r in steady])) if history else None,
+        "best_test_acc": max(r["test_acc"] for r in history) if history else None,
+        "time_to_target_s": time_to_target,
+        "epoch_reaching_target": epoch_reached,
+        "history": history,
+    }
+
+
+def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, args, workdir: Path,
+                  budget: Budget) -> dict[str, Any]:
+    """``cifar_alexnet.train.train`` with ``recipe`` for ``epochs``; its history, timings, time to target.
+
+    Raises:
+        Stopped: the budget ran out or a signal came; ``partial`` holds the epochs completed.
+    """
     import cifar_alexnet.train as train_module
+
     overrides: dict[str, Any] = {"data": data, "out": str(workdir / recipe), "epochs": epochs, "quiet": True,
                                  "device": str(device), "verify": not args.no_verify}
     if args.smoke:
@@ -156,31 +248,58 @@ def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, arg
     config = train_module.TrainConfig.from_recipe(recipe, **overrides)
     reset_peak_memory(device)
     start = time.perf_counter()
-    run_dir = train_module.train(config)
-    total = time.perf_counter() - start
-    import json
-
-    history = json.loads((run_dir / "history.json").read_text())
-    elapsed, time_to_target, epoch_reached = 0.0, None, None
-    for row in history:
-        elapsed += row["epoch_time_s"]
-        if time_to_target is None and row["test_acc"] >= TARGET_ACCURACY:
-            time_to_target, epoch_reached = elapsed, row["epoch"]
-    steady = history[1:] or history  # the first epoch includes warm-up (cuDNN autotuning, allocations)
-    return {
+    stopped = error = None
+    try:
+        train_module.train(config)
+    except (train_module.TrainingInterrupted, KeyboardInterrupt) as exc:
+        stopped = budget.reason(exc)
+    except (train_module.NonFiniteLossError, torch.cuda.OutOfMemoryError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    history_file = workdir / recipe / "history.json"  # rewritten by the trainer after every epoch
+    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    result = {
         "what": f"cifar_alexnet.train --recipe {recipe} (device-resident loader)",
         "config": config.to_json(),
-        "epochs": len(history),
-        "epoch_time_s": float(np.median([r["epoch_time_s"] for r in steady])),
-        "images_per_s": float(np.median([r["images_per_s"] for r in steady])),
-        "best_test_acc": max(r["test_acc"] for r in history),
-        "time_to_target_s": time_to_target,
-        "epoch_reaching_target": epoch_reached,
-        "wall_time_s": total,
-        "history": history,
+        **summarise_history(history),
+        "wall_time_s": time.perf_counter() - start,
+        "cudnn_benchmark": device.type == "cuda" and not config.deterministic,
         "peak_memory_gib": peak_memory_gib(device),
         "precision": "bf16" if config.amp == "bf16" else ("fp16" if config.amp == "fp16" else "tf32"),
     }
+    if error is not None:
+        result["error"] = error
+    if stopped is not None:
+        result["stopped"] = stopped
+        raise Stopped(stopped, result)
+    return result
+
+
+# ------------------------------------------------------------------------------------ main
+
+PARTS = ("fast_recipe", "original_loop", "original_recipe_fast_loader")
+
+
+def print_table(result: dict[str, Any], source: str) -> None:
+    base = (result.get("original_loop") or {}).get("images_per_s")
+    print(f"\n{'part':<30} {'epoch s':>9} {'images/s':>10} {'x original':>11} {'peak GiB':>9} {'MFU':>6}")
+    for part in PARTS:
+        r = result.get(part) or {}
+        if r.get("images_per_s") is None:
+            print(f"{part:<30} {r.get('skipped') or r.get('stopped') or r.get('error') or 'no result'}")
+            continue
+        ratio = f"{r['images_per_s'] / base:.2f}x" if base else "-"
+        mem = f"{r['peak_memory_gib']:.2f}" if r.get("peak_memory_gib") is not None else "-"
+        util = f"{100 * r['mfu']:.1f}%" if r.get("mfu") is not None else "-"
+        print(f"{part:<30} {r['epoch_time_s']:>9.2f} {r['images_per_s']:>10.0f} {ratio:>11} {mem:>9} {util:>6}")
+    fast = result.get("fast_recipe") or {}
+    if fast.get("time_to_target_s") is not None:
+        reached = f"{fast['time_to_target_s']:.1f} s (epoch {fast['epoch_reaching_target']})"
+    elif fast.get("best_test_acc") is not None:
+        reached = f"not reached in {fast['epochs']} epochs (best {fast['best_test_acc']:.2f} %)"
+    else:
+        reached = "no epoch completed"
+    print(f"fast recipe: time to {TARGET_ACCURACY} % test accuracy on {source}: {reached}")
+    print(f"status: {result['status']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,22 +312,52 @@ def main(argv: list[str] | None = None) -> int:
                         help="epochs of the fast recipe (default: the recipe's)")
     parser.add_argument("--original-batches", type=int, default=None,
                         help="limit the original loop's epoch to N batches (default: a full epoch)")
+    parser.add_argument("--budget-s", type=float, default=540.0,
+                        help="stop by itself after this many seconds and keep what was measured (0: no limit)")
+    parser.add_argument("--allow-cpu", action="store_true", help="run without a CUDA device (hours; for debugging)")
     parser.add_argument("--no-verify", action="store_true", help="do not check the official archive's MD5s")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU, tiny subset, 1 epoch each: checks that the script works, measures nothing")
     parser.add_argument("--smoke-images", type=int, default=40, help="images per split with --smoke")
     args = parser.parse_args(argv)
+    # The budget counts from here: start-up (data decoding, CUDA initialisation) uses the lent time too.
+    budget = Budget(args.budget_s if args.budget_s and args.budget_s > 0 else None)
+    previous_handlers = {s: signal.signal(s, _raise_keyboard_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    budget.start()
+    try:
+        return _run(args, argv, budget)
+    except KeyboardInterrupt as exc:  # before the first part started: nothing measured yet
+        print(f"{budget.reason(exc)} during set-up; nothing was measured", file=sys.stderr)
+        return 1
+    finally:
+        budget.cancel()
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
+
+def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget) -> int:
+    started = time.perf_counter()
     from cifar_alexnet.data import channel_stats, class_balanced_subset, load_cifar10
     from cifar_alexnet.recipes import RECIPES
 
-    device = torch.device("cpu") if args.smoke else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type != "cuda" and not args.smoke:
-        print("warning: no CUDA device; the numbers below are CPU numbers", file=sys.stderr)
     if args.smoke:
+        device = torch.device("cpu")
         args.original_batches = 2
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif args.allow_cpu:
+        device = torch.device("cpu")
+        print("warning: no CUDA device; --allow-cpu: the numbers below are CPU numbers", file=sys.stderr)
+    else:
+        print("error: no CUDA device (torch.cuda.is_available() is False; torch "
+              f"{torch.__version__}, CUDA build {torch.version.cuda}). This benchmark is for a GPU: on a CPU it "
+              "would run for hours. Check the driver (nvidia-smi), or pass --allow-cpu, or --smoke.",
+              file=sys.stderr)
+        return 2
     env = environment(device)
-    print(f"device: {env['device_name']} ({device}), torch {env['torch']}, driver {env.get('driver')}")
+    print(f"device: {env['device_name']} ({device}), torch {env['torch']}, driver {env.get('driver')}", flush=True)
+    out = args.out or Path(__file__).resolve().parent / "results" / (
+        f"gpu-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}{'-smoke' if args.smoke else ''}.json")
 
     train_set, test_set = load_cifar10(args.data, verify=not args.no_verify)
     if args.smoke:
@@ -224,44 +373,58 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"path": str(args.data), "variant": train_set.source, "train_images": len(train_set.labels),
                  "test_images": len(test_set.labels)},
         "smoke": args.smoke,
+        "budget_s": budget.seconds,
         "training_flops_per_image": flops,
         "target_test_acc": TARGET_ACCURACY,
+        "status": "running",
     }
-
-    print("1/3 original loop (PIL DataLoader, float32) ...", flush=True)
-    result["original_loop"] = bench_original_loop(train_set, test_set, mean, std, device, args)
-    with tempfile.TemporaryDirectory() as tmp:
-        print("2/3 original recipe, device-resident loader, 1 epoch ...", flush=True)
-        result["original_recipe_fast_loader"] = bench_trainer("original", args.data, device, 1 if args.smoke else 2,
-                                                              args, Path(tmp))
-        fast_epochs = 1 if args.smoke else (args.fast_epochs or RECIPES["fast"].epochs)
-        print(f"3/3 fast recipe, {fast_epochs} epochs ...", flush=True)
-        result["fast_recipe"] = bench_trainer("fast", args.data, device, fast_epochs, args, Path(tmp))
-
-    for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
-        r = result[part]
-        r["mfu"] = mfu(flops, r["images_per_s"], env["device_name"], r["precision"])
-    base = result["original_loop"]["images_per_s"]
-    result["speedup_images_per_s"] = {part: result[part]["images_per_s"] / base
-                                      for part in ("original_recipe_fast_loader", "fast_recipe")}
-
-    print(f"\n{'part':<30} {'epoch s':>9} {'images/s':>10} {'x original':>11} {'peak GiB':>9} {'MFU':>6}")
-    for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
-        r = result[part]
-        ratio = r["images_per_s"] / base
-        mem = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
-        util = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "-"
-        print(f"{part:<30} {r['epoch_time_s']:>9.2f} {r['images_per_s']:>10.0f} {ratio:>10.2f}x {mem:>9} {util:>6}")
-    fast = result["fast_recipe"]
-    reached = (f"{fast['time_to_target_s']:.1f} s (epoch {fast['epoch_reaching_target']})"
-               if fast["time_to_target_s"] is not None else f"not reached (best {fast['best_test_acc']:.2f} %)")
-    print(f"fast recipe: time to {TARGET_ACCURACY} % test accuracy on {train_set.source}: {reached}")
-
-    out = args.out or Path(__file__).resolve().parent / "results" / (
-        f"gpu-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}{'-smoke' if args.smoke else ''}.json")
     atomic_write_json(out, result)
+
+    fast_epochs = 1 if args.smoke else (args.fast_epochs or RECIPES["fast"].epochs)
+    original_recipe_epochs = 1 if args.smoke else 2
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "fast_recipe": (f"fast recipe, {fast_epochs} epochs",
+                            lambda: bench_trainer("fast", args.data, device, fast_epochs, args, Path(tmp), budget)),
+            "original_loop": ("original loop (PIL DataLoader, float32), 1 epoch",
+                              lambda: bench_original_loop(train_set, test_set, mean, std, device, args)),
+            "original_recipe_fast_loader": (
+                f"original recipe, device-resident loader, {original_recipe_epochs} epochs",
+                lambda: bench_trainer("original", args.data, device, original_recipe_epochs, args, Path(tmp),
+                                      budget)),
+        }
+        stopped: str | None = None
+        for number, part in enumerate(PARTS, 1):
+            if stopped is not None:
+                result[part] = {"skipped": stopped}
+                continue
+            label, run_part = runs[part]
+            print(f"{number}/{len(PARTS)} {label} ...", flush=True)
+            try:
+                result[part] = run_part()
+            except Stopped as exc:
+                result[part], stopped = exc.partial, str(exc)
+            except KeyboardInterrupt as exc:  # outside the trainer (data loading, the original loop)
+                stopped = budget.reason(exc)
+                result[part] = {"stopped": stopped}
+            r = result[part]
+            if r.get("images_per_s") is not None:
+                r["mfu"] = mfu(flops, r["images_per_s"], env["device_name"], r["precision"])
+            result["elapsed_s"] = time.perf_counter() - started
+            atomic_write_json(out, result)
+    budget.cancel()  # measuring is over; a late timer must not interrupt the final write
+
+    base = (result.get("original_loop") or {}).get("images_per_s")
+    result["speedup_images_per_s"] = {part: result[part]["images_per_s"] / base
+                                      for part in ("original_recipe_fast_loader", "fast_recipe")
+                                      if base and result[part].get("images_per_s") is not None}
+    failed = [part for part in PARTS if "error" in result[part]]
+    result["status"] = stopped or (f"error in {', '.join(failed)}" if failed else "complete")
+    result["elapsed_s"] = time.perf_counter() - started
+    atomic_write_json(out, result)
+    print_table(result, train_set.source)
     print(f"wrote {out}")
-    return 0
+    return 0 if result["status"] == "complete" else 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -291,7 +292,47 @@ def test_bench_gpu_smoke(tmp_path):
     for part in ("original_loop", "original_recipe_fast_loader", "fast_recipe"):
         assert report[part]["images_per_s"] > 0 and report[part]["epoch_time_s"] > 0
     assert report["fast_recipe"]["config"]["amp"] == "bf16"  # the fast recipe really ran (on the CPU)
+    assert report["status"] == "complete"
     assert "x original" in result.stdout
+
+
+def test_bench_gpu_signal_keeps_what_was_measured(tmp_path):
+    """SIGTERM (what a time limit sends) during the first part: the JSON says where it stopped."""
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1)
+    out = tmp_path / "bench.json"
+    process = subprocess.Popen([sys.executable, "-u", str(REPO_ROOT / "bench" / "gpu.py"), "--data", str(data),
+                                "--smoke", "--smoke-images", "10", "--out", str(out)], env=cli_env(tmp_path),
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("1/3 "):
+            process.send_signal(signal.SIGTERM)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["status"].startswith("stopped: "), report["status"]
+    parts = [report[p] for p in ("fast_recipe", "original_loop", "original_recipe_fast_loader")]
+    first_stopped = next(i for i, part in enumerate(parts) if "stopped" in part)
+    assert all("skipped" in part for part in parts[first_stopped + 1:])
+    assert "status: stopped" in stdout
+
+
+def test_bench_gpu_budget_expiring_during_set_up_is_reported(tmp_path):
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1)
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu.py"), "--data", str(data), "--smoke",
+                             "--budget-s", "0.001", "--out", str(tmp_path / "bench.json")], env=cli_env(tmp_path),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "time budget of 0.001 s (--budget-s) reached during set-up" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_bench_gpu_refuses_to_run_for_hours_on_a_cpu(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "gpu.py"), "--data", str(tmp_path)],
+                            env=cli_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "no CUDA device" in result.stderr and "--allow-cpu" in result.stderr
+    assert not list(tmp_path.glob("*.json"))
 
 
 # --------------------------------------------------------------------------------------------
