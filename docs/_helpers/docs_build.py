@@ -1252,6 +1252,36 @@ def results_section() -> None:
               "measures nothing.")
 
 
+def _run_recipe(name: str) -> str | None:
+    """The recipe of recorded run ``name``, from the ``config.json`` the trainer wrote (None if absent)."""
+    import json
+
+    config = RUNS_DIR / name / "config.json"
+    return json.loads(config.read_text()).get("recipe") if config.is_file() else None
+
+
+@returns_printed
+def fast_recipe_status() -> None:
+    """What has been measured of the fast recipe, read from ``docs/runs`` and the result files."""
+    if fast_recipe_measured_on_gpu():
+        print("A recorded run or benchmark result below measured it on a GPU.")
+        return
+    paragraphs = ["The fast recipe has **not been run on a GPU in this project yet**: it was written on machines "
+                  "without one, so no GPU time or speed is claimed for it. `bench/gpu.py` measures them."]
+    cpu_runs = [(name, meta, history) for name, meta, history in recorded_runs()
+                if _run_recipe(name) == "fast" and meta.get("device") == "cpu"]
+    for name, meta, history in cpu_runs:
+        best = max(history, key=lambda r: r["test_acc"])
+        paragraphs.append(
+            f"Its accuracy was measured on a CPU: run [`{name}`](#run-{name}) reached "
+            f"**{_percent(best['test_acc']):.2f} %** best test accuracy (epoch {best['epoch']} of {len(history)}; "
+            f"{_percent(history[-1]['test_acc']):.2f} % after the last) on {_meta_field(meta, 'data')}. The "
+            "write-up's 90.34 % was measured on the official test set.")
+    if not cpu_runs:
+        paragraphs.append("No accuracy is claimed for it either.")
+    print('!!! warning "Not measured on a GPU yet"\n\n' + indent("\n\n".join(paragraphs)) + "\n")
+
+
 def fast_recipe_measured_on_gpu() -> bool:
     """True if a recorded run or a result file says the fast recipe ran on a CUDA device."""
     import json
