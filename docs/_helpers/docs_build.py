@@ -1216,6 +1216,30 @@ def result_files() -> list[Path]:
 
 
 @returns_printed
+def throughput_section() -> None:
+    """The training-throughput results (``bench/train_throughput.py``), one row per precision."""
+    import json
+
+    rows = []
+    for path in result_files():
+        data = json.loads(path.read_text())
+        if data.get("benchmark") != "train_throughput" or data.get("smoke"):
+            continue
+        original, project = data["sides"]["original"], data["sides"]["project"]
+        amp = data.get("project_amp", "off")
+        rows.append([f"`{path.name}`", f"`{data['device']}`", "float32" if amp == "off" else f"{amp} autocast",
+                     f"{original['images_per_s']:.1f}", f"{project['images_per_s']:.1f}",
+                     f"{data['speedup_project_over_original']:.2f}x",
+                     f"{data['matmul_flops_per_s'] / 1e9:,.0f} ({data.get('matmul_dtype', 'float32')})",
+                     f"{100 * project['matmul_fraction']:.1f} %", f"`{data['command']}`"])
+    if not rows:
+        print("No training-throughput result has been recorded yet.")
+        return
+    print(md_table(["result", "device", "project precision", "original loop img/s", "project img/s",
+                    "project / original", "matmul GFLOP/s", "project / matmul", "command"], rows, "lllrrrrrl"))
+
+
+@returns_printed
 def results_section() -> None:
     """Every benchmark result file: a summary row each, then all its fields (nothing typed in).
 
@@ -1283,17 +1307,16 @@ def fast_recipe_status() -> None:
 
 
 def fast_recipe_measured_on_gpu() -> bool:
-    """True if a recorded run or a result file says the fast recipe ran on a CUDA device."""
+    """True if a recorded run of the fast recipe or a ``bench/gpu.py`` result ran on a CUDA device."""
     import json
 
-    for _, meta, _ in recorded_runs():
-        text = json.dumps(meta).lower()
-        if "fast" in text and "cuda" in text:
+    for name, meta, _ in recorded_runs():
+        if _run_recipe(name) == "fast" and str(meta.get("device", "")).startswith("cuda"):
             return True
     for path in result_files():
         data = json.loads(path.read_text())
-        text = json.dumps(data).lower()
-        if not data.get("smoke") and '"fast"' in text and "cuda" in text:
+        if (not data.get("smoke") and str(data.get("environment", {}).get("device", "")).startswith("cuda")
+                and (data.get("fast_recipe") or {}).get("history")):
             return True
     return False
 
