@@ -179,8 +179,25 @@ class Budget:
         return f"stopped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'signal'}"
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class Interrupts:
+    """SIGINT/SIGTERM handling outside the trainer: interrupt only code that is ready for it.
+
+    A signal raises ``KeyboardInterrupt`` only while :attr:`armed` (inside a ``try`` that
+    records the part as stopped), and disarms on raising, so it cannot land between two
+    statements of the bookkeeping that writes the results. Any other time it is remembered in
+    :attr:`pending` and the next part is skipped. (Inside ``cifar_alexnet.train.train`` the
+    trainer's own handler takes over: it finishes the step and saves a checkpoint.)
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.pending: str | None = None
+
+    def handle(self, signum, frame) -> None:
+        self.pending = signal.Signals(signum).name
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt(self.pending)
 
 
 # ------------------------------------------------------------------------------------ parts
@@ -322,11 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The budget counts from here: start-up (data decoding, CUDA initialisation) uses the lent time too.
     budget = Budget(args.budget_s if args.budget_s and args.budget_s > 0 else None)
-    previous_handlers = {s: signal.signal(s, _raise_keyboard_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupts = Interrupts()
+    previous_handlers = {s: signal.signal(s, interrupts.handle) for s in (signal.SIGINT, signal.SIGTERM)}
     budget.start()
     try:
-        return _run(args, argv, budget)
-    except KeyboardInterrupt as exc:  # before the first part started: nothing measured yet
+        interrupts.armed = True  # set-up (reading the data, CUDA start-up) may be interrupted: nothing measured yet
+        return _run(args, argv, budget, interrupts)
+    except KeyboardInterrupt as exc:
         print(f"{budget.reason(exc)} during set-up; nothing was measured", file=sys.stderr)
         return 1
     finally:
@@ -335,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
-def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget) -> int:
+def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget, interrupts: Interrupts) -> int:
     started = time.perf_counter()
     from cifar_alexnet.data import channel_stats, class_balanced_subset, load_cifar10
     from cifar_alexnet.recipes import RECIPES
@@ -378,6 +397,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget) -> in
         "target_test_acc": TARGET_ACCURACY,
         "status": "running",
     }
+    interrupts.armed = False  # from here on a signal stops the current part, see the loop below
+    if interrupts.pending:
+        raise KeyboardInterrupt(interrupts.pending)
     atomic_write_json(out, result)
 
     fast_epochs = 1 if args.smoke else (args.fast_epochs or RECIPES["fast"].epochs)
@@ -395,16 +417,23 @@ def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget) -> in
         }
         stopped: str | None = None
         for number, part in enumerate(PARTS, 1):
+            if stopped is None and interrupts.pending:  # a signal between two parts
+                stopped = budget.reason(KeyboardInterrupt(interrupts.pending))
             if stopped is not None:
                 result[part] = {"skipped": stopped}
                 continue
             label, run_part = runs[part]
             print(f"{number}/{len(PARTS)} {label} ...", flush=True)
             try:
-                result[part] = run_part()
-            except Stopped as exc:
+                interrupts.armed = True
+                measured = run_part()
+                interrupts.armed = False
+                result[part] = measured
+            except Stopped as exc:  # the trainer stopped after a step; its completed epochs are kept
+                interrupts.armed = False
                 result[part], stopped = exc.partial, str(exc)
             except KeyboardInterrupt as exc:  # outside the trainer (data loading, the original loop)
+                interrupts.armed = False
                 stopped = budget.reason(exc)
                 result[part] = {"stopped": stopped}
             r = result[part]
