@@ -1240,6 +1240,35 @@ def throughput_section() -> None:
 
 
 @returns_printed
+def step_profile_section() -> None:
+    """``bench/step_profile.py`` results: time per kind of work in one training step, per precision."""
+    import json
+
+    profiles = []
+    for path in result_files():
+        data = json.loads(path.read_text())
+        if data.get("benchmark") == "step_profile" and not data.get("smoke"):
+            profiles.append((path, data))
+    if not profiles:
+        print("No step profile has been recorded yet.")
+        return
+    kinds = list(profiles[0][1]["kinds"])
+    header = ["kind of work"] + [f"{d['precision']}: ms/step (share)" for _, d in profiles]
+    header += [f"{d['precision']}: of {d['matmul_dtype']} matmul" for _, d in profiles]
+    rows = []
+    for kind in kinds:
+        row = [kind]
+        row += [f"{d['kinds'][kind]['ms_per_step']:.0f} ({100 * d['kinds'][kind]['share']:.1f} %)" for _, d in profiles]
+        row += [f"{100 * d['kinds'][kind]['matmul_fraction']:.1f} %" if "matmul_fraction" in d["kinds"][kind] else ""
+                for _, d in profiles]
+        rows.append(row)
+    print(md_table(header, rows, "l" + "r" * (len(header) - 1)))
+    print()
+    print("; ".join(f"`{d['command']}` on `{d['device_name']}` ({d['device']}), batch {d['batch_size']}: "
+                    f"{d['images_per_s']:.1f} images/s without the profiler" for _, d in profiles) + ".")
+
+
+@returns_printed
 def results_section() -> None:
     """Every benchmark result file: a summary row each, then all its fields (nothing typed in).
 
