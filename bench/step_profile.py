@@ -69,6 +69,14 @@ OTHER = "loss, data and other"
 ARITHMETIC = ("convolution", "matrix product")
 
 
+def kind_of_operator(name: str) -> str:
+    """The kind of work of an operator named without its namespace (``"convolution_backward"``)."""
+    for kind, matches in KINDS:
+        if matches(name):
+            return kind
+    return OTHER
+
+
 def kind_of(event) -> str:
     """The kind of work of one profiler event (see the module docstring)."""
     parent = event.cpu_parent
@@ -76,11 +84,7 @@ def kind_of(event) -> str:
         if parent.name.startswith("Optimizer.step"):
             return OPTIMIZER
         parent = parent.cpu_parent
-    name = event.name.removeprefix("aten::")
-    for kind, matches in KINDS:
-        if matches(name):
-            return kind
-    return OTHER
+    return kind_of_operator(event.name.removeprefix("aten::"))
 
 
 def flops_by_kind(side: ProjectSide, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
@@ -98,9 +102,8 @@ def flops_by_kind(side: ProjectSide, x: torch.Tensor, y: torch.Tensor) -> dict[s
     t.optimizer.zero_grad(set_to_none=True)
     out = {kind: 0.0 for kind in ARITHMETIC}
     for op, flops in counter.get_flop_counts()["Global"].items():
-        name = str(op).removeprefix("aten.").split(".")[0]  # "aten.convolution_backward.default" -> ...
-        kind = "convolution" if "convolution" in name else "matrix product" if name in ("mm", "addmm", "bmm") else None
-        if kind is not None:
+        kind = kind_of_operator(str(op).removeprefix("aten.").split(".")[0])  # "aten.mm.default" -> "mm"
+        if kind in out:
             out[kind] += flops
     return out
 
