@@ -45,7 +45,8 @@ import numpy as np
 
 from reference._checks import check_float_array, check_same_dtype, check_shape
 
-__all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward"]
+__all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_train_forward_loop",
+           "batchnorm_train_backward_loop"]
 
 _LAYER = "batchnorm"
 
@@ -208,4 +209,53 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     mean_dout = _per_channel((sum_dout / M).astype(dout.dtype), ndim)  # (C,) broadcast
     mean_dout_xhat = _per_channel((sum_dout_xhat / M).astype(dout.dtype), ndim)  # (C,) broadcast
     dx = (dout - mean_dout - x_hat * mean_dout_xhat) * scale  # shape of x
+    return dx, dgamma, dbeta
+
+
+# ----------------------------------------------------------------------------------------------
+# Teaching version: training mode, one channel at a time, the formulas as written.
+# ----------------------------------------------------------------------------------------------
+
+
+def batchnorm_train_forward_loop(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = 1e-5):
+    """Training-mode batch norm, channel by channel (for reading; no running statistics, no checks).
+
+    Args:
+        x: ``(N, C)`` or ``(N, C, H, W)``; gamma, beta: ``(C,)``.
+
+    Returns:
+        ``(out, x_hat, inv_std)``: ``out`` and ``x_hat`` have the shape of ``x``;
+        ``inv_std = 1 / sqrt(var + eps)`` is ``(C,)``. Same numbers as :func:`batchnorm_forward`.
+    """
+    out = np.empty_like(x)
+    x_hat = np.empty_like(x)
+    inv_std = np.empty(x.shape[1])
+    for c in range(x.shape[1]):
+        values = x[:, c]  # (N,) or (N, H, W): the M values of channel c
+        mean = values.mean()
+        var = ((values - mean) ** 2).mean()  # biased: divide by M
+        inv_std[c] = 1.0 / np.sqrt(var + eps)
+        x_hat[:, c] = (values - mean) * inv_std[c]
+        out[:, c] = gamma[c] * x_hat[:, c] + beta[c]
+    return out, x_hat, inv_std
+
+
+def batchnorm_train_backward_loop(dout: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray, inv_std: np.ndarray):
+    """Training-mode batch-norm backward, channel by channel, from :func:`batchnorm_train_forward_loop`'s results.
+
+    With ``g = dout * gamma`` (the gradient w.r.t. ``x_hat``) and means over the channel's
+    ``M`` values: ``dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat))``.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with shapes ``x.shape``, ``(C,)``, ``(C,)``.
+    """
+    dx = np.empty_like(dout)
+    dgamma = np.empty(dout.shape[1])
+    dbeta = np.empty(dout.shape[1])
+    for c in range(dout.shape[1]):
+        d, xh = dout[:, c], x_hat[:, c]  # the channel's upstream gradient and normalised values
+        dbeta[c] = d.sum()
+        dgamma[c] = (d * xh).sum()
+        g = d * gamma[c]
+        dx[:, c] = inv_std[c] * (g - g.mean() - xh * (g * xh).mean())
     return dx, dgamma, dbeta

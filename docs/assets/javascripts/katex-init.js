@@ -1,18 +1,16 @@
-// Render the math that pymdownx.arithmatex (generic mode) wraps in <span|div class="arithmatex">.
-// KaTeX itself is vendored under assets/katex/, so this works offline.
+// Render the math of pymdownx.arithmatex (MathJax mode, no preview): every formula is a
+// <script type="math/tex"> (inline) or <script type="math/tex; mode=display"> (display) inside
+// an element of class "arithmatex". Scripts are left out of the search index, so the search
+// shows no raw LaTeX. KaTeX itself is vendored under assets/katex/, so this works offline.
 (function () {
   function render() {
-    var nodes = document.querySelectorAll(".arithmatex");
-    for (var i = 0; i < nodes.length; i++) {
-      renderMathInElement(nodes[i], {
-        delimiters: [
-          { left: "$$", right: "$$", display: true },
-          { left: "$", right: "$", display: false },
-          { left: "\\(", right: "\\)", display: false },
-          { left: "\\[", right: "\\]", display: true }
-        ],
-        throwOnError: false
-      });
+    var scripts = document.querySelectorAll('.arithmatex script[type^="math/tex"]');
+    for (var i = 0; i < scripts.length; i++) {
+      var script = scripts[i];
+      var display = script.type.indexOf("mode=display") !== -1;
+      var target = document.createElement(display ? "div" : "span");
+      katex.render(script.textContent, target, { displayMode: display, throwOnError: false });
+      script.parentNode.replaceChild(target, script);
     }
   }
   if (typeof document$ !== "undefined") {

@@ -1,0 +1,106 @@
+"""The data page: the committed sample images and the training augmentations applied to them."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from site_kit import SAMPLES, fence, figure_html, returns_printed
+
+
+@lru_cache(maxsize=None)
+def samples():
+    """The committed real sample images: (images uint8 (N,32,32,3), labels, classes, source)."""
+    import numpy as np
+
+    with np.load(SAMPLES) as z:
+        return z["images"], z["labels"], tuple(str(c) for c in z["classes"]), str(z["source"])
+
+
+# --------------------------------------------------------------------------------------
+# the layer table beside the original's
+
+
+@returns_printed
+def sample_grid() -> None:
+    """All committed sample images, one column per class."""
+    import matplotlib.pyplot as plt
+
+    images, labels, classes, source = samples()
+    per_class = len(images) // len(classes)
+    fig, axes = plt.subplots(per_class, len(classes), figsize=(1.1 * len(classes), 1.25 * per_class))
+    for k, name in enumerate(classes):
+        picks = [i for i in range(len(images)) if labels[i] == k]
+        for row, i in enumerate(picks):
+            ax = axes[row, k]
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    print(figure_html(fig, "CIFAR-10 sample images", caption=f"Source: {source}."))
+
+
+def augmentation_steps():
+    """The random augmentations of the original training transform, each made to always fire.
+
+    Taken from :func:`cifar_alexnet.data.original_train_transform` (so the page shows the
+    pipeline the trainer uses), without ``ToTensor``/``Normalize``. A step with a probability
+    ``p`` is copied with ``p = 1`` so its effect is visible on every image; the real ``p``
+    is returned beside it.
+    """
+    import copy
+
+    from cifar_alexnet.data import original_train_transform
+
+    pipeline = original_train_transform((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    steps = []
+    for step in pipeline.transforms:
+        name = type(step).__name__
+        if name in ("ToTensor", "Normalize"):
+            continue
+        shown = copy.copy(step)
+        p = getattr(step, "p", None)
+        if p is not None:
+            shown.p = 1.0
+        steps.append((name, step, shown, p))
+    return steps
+
+
+@returns_printed
+def augmentation_grid(n_images: int = 6, seed: int = 0) -> None:
+    """Rows: sample images; columns: original, each augmentation alone, the whole pipeline."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from cifar_alexnet.data import original_train_transform
+
+    images, labels, classes, _ = samples()
+    per_class = len(images) // len(classes)
+    picks = list(range(0, len(images), per_class))[:n_images]  # one image each of the first classes
+    steps = augmentation_steps()
+    pipeline = original_train_transform((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # identity normalisation
+    titles = ["original"] + [name + ("\n(p = 1 here)" if p is not None else "") for name, _, _, p in steps] + [
+        "whole pipeline"]
+    torch.manual_seed(seed)
+    fig, axes = plt.subplots(len(picks), len(titles), figsize=(1.55 * len(titles), 1.6 * len(picks)))
+    for row, i in enumerate(picks):
+        pil = Image.fromarray(images[i])
+        shown = [pil] + [applied(pil) for _, _, applied, _ in steps]
+        whole = pipeline(pil).permute(1, 2, 0).numpy()  # ToTensor, identity Normalize: [0, 1] HWC
+        for col, im in enumerate(shown + [whole]):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(im), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(titles[col], fontsize=7)
+        axes[row, 0].set_ylabel(classes[labels[i]], fontsize=8)
+    fig.tight_layout()
+    print(figure_html(fig, "augmentations on real images"))
+
+
+# --------------------------------------------------------------------------------------
+# the command line

@@ -1,0 +1,127 @@
+"""The BatchNorm lesson: worked example, one channel normalised over a batch, the zero bias gradient."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from lesson_kit import answer, code_of, tests_comparing  # noqa: F401  (used by the page)
+from site_kit import fence, figure_html, fmt, md_table, returns_printed
+
+#: The worked example: one channel, a batch of four values, gamma and beta, an upstream gradient.
+X = np.array([1.0, 2.0, 4.0, 9.0])
+GAMMA, BETA = 2.0, 0.5
+DOUT = np.array([1.0, 0.0, 0.0, 0.0])
+EPS = 1e-5
+
+
+@lru_cache(maxsize=None)
+def worked():
+    """(out, x_hat, mean, var, dx, dgamma, dbeta) of the worked example, by reference.batchnorm."""
+    from reference.batchnorm import batchnorm_backward, batchnorm_forward
+
+    x = X[:, None]  # (N, C) = (4, 1): BatchNorm1d of one feature
+    out, cache, _ = batchnorm_forward(x, np.array([GAMMA]), np.array([BETA]), np.zeros(1), np.ones(1),
+                                      training=True, eps=EPS)
+    dx, dgamma, dbeta = batchnorm_backward(DOUT[:, None], cache)
+    var = 1.0 / cache.inv_std[0] ** 2 - EPS
+    return out[:, 0], cache.x_hat[:, 0], cache.mean[0], var, dx[:, 0], dgamma[0], dbeta[0]
+
+
+def row(values) -> str:
+    return "  ".join(f"{v: .4f}" for v in values)
+
+
+def worked_text() -> str:
+    out, x_hat, mean, var, dx, dgamma, dbeta = worked()
+    return fence(f"x            {row(X)}\nmean = {mean:g}, biased variance = {var:g}\n"
+                 f"x_hat        {row(x_hat)}\ny = {GAMMA:g}·x_hat + {BETA:g}\n             {row(out)}\n\n"
+                 f"dL/dy        {row(DOUT)}\ndL/dbeta = {dbeta:.4f}   dL/dgamma = {dgamma:.4f}\n"
+                 f"dL/dx        {row(dx)}\n"
+                 f"sum(dL/dx) = {dx.sum():.1e}   sum(dL/dx · x_hat) = {(dx * x_hat).sum():.1e}", "text")
+
+
+@lru_cache(maxsize=None)
+def conv1_channel(channel: int = 0):
+    """Conv1's output for one channel over the committed sample images, before and after BN1 (train mode)."""
+    import torch
+
+    from cifar_alexnet.model import AlexNet
+    from data_pages import samples
+
+    images = samples()[0].astype(np.float32) / 255.0  # (N, 32, 32, 3), real CIFAR-10 images
+    mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
+    x = torch.from_numpy(((images - mean) / std).transpose(0, 3, 1, 2).copy())  # (N, 3, 32, 32)
+    torch.manual_seed(0)
+    model = AlexNet().train()
+    with torch.no_grad():
+        z = model.features[0](x)  # Conv1
+        y = model.features[1](z)  # BN1 (gamma = 1, beta = 0 at initialisation)
+    return z[:, channel].numpy().ravel(), y[:, channel].numpy().ravel(), len(images)
+
+
+@returns_printed
+def channel_figure() -> None:
+    import matplotlib.pyplot as plt
+
+    before, after, n = conv1_channel()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+    for ax, values, title in ((axes[0], before, "Conv1 output, channel 0"), (axes[1], after, "after BN1")):
+        ax.hist(values, bins=60, color="#5c6bc0")
+        ax.axvline(values.mean(), color="#e65100", lw=2)
+        ax.set_title(f"{title}: mean {values.mean():.3f}, std {values.std():.3f}", fontsize=9)
+        ax.set_xlabel(f"value ({fmt(values.size)} values: {n} images × {values.size // n} positions)")
+    axes[0].set_ylabel("count")
+    fig.tight_layout()
+    print(figure_html(fig, "one channel of Conv1 before and after BatchNorm over a batch"))
+
+
+@lru_cache(maxsize=None)
+def bias_gradients():
+    """Largest |gradient| of each conv's bias and weight after one train-mode step of AlexNet (float64)."""
+    import torch
+
+    from cifar_alexnet.model import AlexNet
+
+    torch.manual_seed(0)
+    model = AlexNet().double().train()
+    x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
+    labels = torch.arange(8) % 10
+    torch.nn.functional.cross_entropy(model(x), labels).backward()
+    rows = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            rows.append((name, module.weight.grad.abs().max().item(), module.bias.grad.abs().max().item()))
+    return rows
+
+
+@returns_printed
+def bias_table() -> None:
+    from reference.architecture import LAYERS
+
+    names = {L.key: L.name for L in LAYERS}
+    rows = [[names[key], f"`{key}`", f"{w:.2e}", f"{b:.1e}"] for key, w, b in bias_gradients()]
+    print(md_table(["layer", "module", "largest ∂L/∂w (abs.)", "largest ∂L/∂b (abs.)"], rows, "llrr"))
+
+
+def exercise(key: str):
+    from reference.counts import count_layers
+
+    c = count_layers()
+    if key == "bn-params":
+        return sum(x.weights for x in c if x.layer.kind in ("bn2d", "bn1d"))
+    if key == "bn1-values":
+        from cifar_alexnet.recipes import ORIGINAL
+
+        lc = next(x for x in c if x.layer.name == "BN1")
+        return ORIGINAL.batch_size * lc.in_shape[1] * lc.in_shape[2]
+    if key == "worked-dbeta":
+        return f"{worked()[6]:g}"
+    if key == "bn8-params":
+        return next(x for x in c if x.layer.name == "BN8").weights
+    raise KeyError(key)
+
+
+def show_answer(key: str) -> str:
+    return answer(key, exercise(key))

@@ -1,0 +1,93 @@
+"""What every lesson page uses: source listings without docstrings, grids of numbers, answers.
+
+A lesson's prose, equations and captions are in its Markdown page. Its helper module (one per
+lesson: ``lesson_conv``, ``lesson_pool``, ...) computes the worked example with the
+``reference`` function the lesson teaches, draws the figures and computes the exercises'
+answers; this module holds what they share.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+
+from site_kit import REPO_ROOT, fence, fmt, repo_file, source_file_of
+
+#: layer kind -> what a test must call on the torch side to compare with the NumPy layer.
+TORCH_COUNTERPART = {
+    "conv2d_forward": r"\b(F|functional)\.conv2d\b",
+    "batchnorm_forward": r"\b(F|functional)\.batch_norm\b|\bBatchNorm[12]d\b",
+    "relu_forward": r"\b(F|functional)\.relu\b|\btorch\.relu\b",
+    "maxpool2d_forward": r"\b(F|functional)\.max_pool2d\b",
+    "linear_forward": r"\b(F|functional)\.linear\b",
+    "flatten_forward": r"\btorch\.flatten\b",
+    "dropout_forward": r"\.backward\(",  # compared with autograd on x * mask / (1 - p), the same mask
+    "softmax_cross_entropy": r"\bcross_entropy\b",
+    "adam_step": r"\boptim\.Adam\b|\bAdam\(",
+}
+
+
+def code_of(*functions) -> str:
+    """The functions' source as one block titled with their file, docstrings left out.
+
+    The docstring's content is the lesson's prose; the code is shown exactly as it runs.
+    """
+    parts = []
+    for function in functions:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+        body = tree.body[0].body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+            lines = source.splitlines()
+            doc = body[0]
+            del lines[doc.lineno - 1: doc.end_lineno]
+            source = "\n".join(lines)
+        parts.append(source.rstrip())
+    return fence("\n\n\n".join(parts), title=source_file_of(functions[0]))
+
+
+def tests_comparing(forward: str) -> str:
+    """The test files that run ``forward`` against PyTorch, as inline code (the build fails if none)."""
+    found = []
+    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+        text = path.read_text(encoding="utf-8")
+        if re.search(rf"\b{forward}\b", text) and re.search(TORCH_COUNTERPART[forward], text):
+            found.append(repo_file(path.relative_to(REPO_ROOT).as_posix()))
+    if not found:
+        raise FileNotFoundError(f"docs: no test in tests/ compares {forward} with torch")
+    return ", ".join(found)
+
+
+def matrix(a, digits: int = 0) -> str:
+    """A small 2-D array as a text block, columns aligned (what a student copies onto paper)."""
+    rows = [[f"{v:.{digits}f}" if digits else f"{v:g}" for v in row] for row in a]
+    width = max(len(c) for row in rows for c in row)
+    return "\n".join("  ".join(c.rjust(width) for c in row) for row in rows)
+
+
+def answer(key: str, value) -> str:
+    """An exercise's answer, marked so that a test can find it and check it: ``<span data-answer=...>``."""
+    shown = fmt(value) if isinstance(value, int) else str(value)
+    return f'<span class="answer" data-answer="{key}">{shown}</span>'
+
+
+def draw_grid(ax, values, origin=(0, 0), highlight=(), colour="#e8eefc", hi_colour="#ffcc80", title=None,
+              pad=0, fontsize=10):
+    """Draw a 2-D array as labelled cells on ``ax``; ``highlight`` is a set of (row, col); ``pad`` greys a border."""
+    from matplotlib.patches import Rectangle
+
+    values = [list(row) for row in values]
+    rows, cols = len(values), len(values[0])
+    x0, y0 = origin
+    for r in range(rows):
+        for c in range(cols):
+            border = pad and (r < pad or c < pad or r >= rows - pad or c >= cols - pad)
+            face = hi_colour if (r, c) in highlight else ("#eeeeee" if border else colour)
+            ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor="#5c6bc0", lw=0.8))
+            v = values[r][c]
+            ax.text(x0 + c + 0.5, y0 - r - 0.5, f"{v:g}", ha="center", va="center", fontsize=fontsize,
+                    color="#9e9e9e" if border else "#1a1a1a")
+    if title:
+        ax.text(x0 + cols / 2, y0 + 0.35, title, ha="center", va="bottom", fontsize=fontsize)

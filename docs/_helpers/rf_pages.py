@@ -1,0 +1,155 @@
+"""Receptive fields: the recurrence with each stage's numbers, pictures, and autograd's measurement."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from network_pages import model
+from site_kit import REPO_ROOT, fence, figure_html, md_table, returns_printed
+
+
+@lru_cache(maxsize=None)
+def fields() -> dict:
+    """Layer name (and ``"Input"``) -> :class:`reference.receptive_field.ReceptiveField`."""
+    from reference.receptive_field import receptive_fields
+
+    return {f.name: f for f in receptive_fields()}
+
+
+def rf_example():
+    """``examples/receptive_field.py`` as a module: the one implementation of the measurement."""
+    import importlib.util
+    import sys
+
+    examples = str(REPO_ROOT / "examples")
+    if examples not in sys.path:
+        sys.path.insert(0, examples)  # the example imports its sibling _smoke.py
+    spec = importlib.util.spec_from_file_location("_docs_example_receptive_field", REPO_ROOT / "examples" /
+                                                  "receptive_field.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def empirical_receptive_field(upto: str, size: int = 96):
+    """Measure the receptive field of the centre unit of layer ``upto`` with autograd.
+
+    Uses :func:`measurable_stack` and :func:`measured_span` of ``examples/receptive_field.py``
+    on the CPU. Returns ``(support (size, size) array, rows, cols)``.
+    """
+    import torch
+
+    from reference.architecture import layer
+
+    example = rf_example()
+    stack = example.measurable_stack(model(), int(layer(upto).key.split(".")[1]))
+    rows, cols, support = example.measured_span(stack, size, torch.device("cpu"))
+    return support.numpy(), rows, cols
+
+
+@returns_printed
+def receptive_field_comparison(size: int = 96) -> None:
+    """Analytic vs measured receptive field of every conv and pooling output, table + figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from reference.architecture import LAYERS
+    from reference.errata import parse_original_table
+    from reference.receptive_field import receptive_fields
+
+    printed = {row.name: row.receptive_field for row in parse_original_table()}
+    analytic = {f.name: f for f in receptive_fields(LAYERS, size)}
+    names = [L.name for L in LAYERS if L.kind in ("conv", "maxpool")]
+    rows, panels = [], []
+    for name in names:
+        f = analytic[name]
+        support, (r0, r1), (c0, c1) = empirical_receptive_field(name, size)
+        centre = (f.size - 1) // 2
+        low, high = f.span(centre)
+        measured = r1 - r0 + 1
+        agree = "yes" if (r0, r1) == (low, high) and (c0, c1) == (low, high) else "**no**"
+        shown = printed.get(name)
+        rows.append([name, f.r, measured, f"{low} … {high}", f"{r0} … {r1}", agree, "-" if shown is None else shown])
+        panels.append((name, support, low, high))
+    print(md_table(["layer", "analytic r", "measured width", "analytic span (centre unit)", "measured span",
+                    "agree", "printed in the write-up"], rows, "lrrllcr"))
+    cols = 4
+    fig, axes = plt.subplots(2, cols, figsize=(11, 6))
+    for ax, (name, support, low, high) in zip(axes.flat, panels):
+        ax.imshow(np.log10(support + 1e-30).clip(min=np.log10(support.max()) - 12), cmap="magma")
+        ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False,
+                               edgecolor="#00e5ff", lw=1.2))
+        ax.set_title(f"{name}: r = {high - low + 1}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    print()
+    print(figure_html(fig, f"measured receptive fields on a {size}×{size} input"))
+
+
+# --------------------------------------------------------------------------------------
+# the data page
+# --------------------------------------------------------------------------------------
+
+
+
+# ----- receptive-field picture --------------------------------------------------------
+
+
+def rf_figure(name: str) -> str:
+    """The input grid (with the padding it sees) and the field of the centre unit of ``name``."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    f = fields()[name]
+    size = fields()["Input"].size
+    centre = (f.size - 1) // 2
+    low, high = f.span(centre)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    lo_view, hi_view = min(-1, low - 1), max(size, high + 1)
+    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor="#e8eefc", edgecolor="#3f51b5", lw=1.2,
+                           label=f"input {size}×{size}"))
+    for t in range(size + 1):
+        ax.plot([t - 0.5, t - 0.5], [-0.5, size - 0.5], color="#c5cae9", lw=0.4)
+        ax.plot([-0.5, size - 0.5], [t - 0.5, t - 0.5], color="#c5cae9", lw=0.4)
+    ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, facecolor="#ff980055",
+                           edgecolor="#e65100", lw=2, label=f"field of unit ({centre}, {centre}): {f.r}×{f.r}"))
+    c = f.centre(centre)
+    ax.plot([c], [c], marker="+", color="#b71c1c", ms=12, mew=2)
+    ax.set_xlim(lo_view - 0.5, hi_view + 0.5)
+    ax.set_ylim(hi_view + 0.5, lo_view - 0.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("input column")
+    ax.set_ylabel("input row")
+    ax.set_title(f"{name}: output {f.size}×{f.size}, r = {f.r}, jump = {f.j}", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, ncol=1, frameon=False)
+    return figure_html(fig, alt=f"receptive field of {name}")
+
+
+@returns_printed
+def rf_section(name: str) -> None:
+    """Receptive field of a stage's last layer: numbers, recurrence with this layer's values, picture."""
+    allf = fields()
+    names = list(allf)
+    f = allf[name]
+    # the window layer of this stage (the last conv/pool up to `name`) drives the change
+    from reference.architecture import LAYERS
+
+    windows = [L for L in LAYERS if L.kind in ("conv", "maxpool")]
+    steps = []
+    for L in windows:
+        if names.index(L.name) > names.index(name):
+            break
+        prev = allf[names[names.index(L.name) - 1]]
+        steps.append((L, prev, allf[L.name]))
+    rows = [[L.name, L.kernel, L.stride, L.padding or 0, prev.j, f"{prev.r} + ({L.kernel} − 1) · {prev.j} = {cur.r}",
+             cur.j, f"{cur.start:g}"] for L, prev, cur in steps]
+    print(md_table(["window", "k", "s", "p", "jump in", "r = r_in + (k − 1) · jump_in", "jump out", "start"], rows,
+                   "lrrrrlrr"))
+    print()
+    print(rf_figure(name))
+
+

@@ -1,0 +1,217 @@
+"""The small kit every build-time helper of the site uses: paths, Markdown, figures.
+
+Importing it makes the repository importable (``reference``, ``cifar_alexnet``) and selects
+matplotlib's file-only backend, so a page's ``markdown-exec`` block needs nothing but::
+
+    import sys; sys.path.insert(0, "docs/_helpers")
+    import network_pages as d
+
+No MkDocs hook is involved: the same blocks run under ``mkdocs build`` and under zensical,
+which reads the same ``mkdocs.yml`` and runs no hooks. Builds run from the repository root.
+
+Conventions of the helpers: a function decorated with :func:`returns_printed` returns the
+Markdown it printed (the page's block prints it); figures are embedded as PNG data URIs
+(:func:`figure_html`), so the site needs no network and the build writes no file into ``docs/``.
+Prose, equations and captions live in the pages; the helpers compute numbers, tables, figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import io
+import os
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+HELPERS = Path(__file__).resolve().parent
+DOCS_DIR = HELPERS.parent
+REPO_ROOT = DOCS_DIR.parent
+SAMPLES = DOCS_DIR / "assets" / "cifar10_jpeg_samples.npz"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+for _path in (str(HELPERS), str(REPO_ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+
+# --------------------------------------------------------------------------------------
+# small formatting helpers
+# --------------------------------------------------------------------------------------
+
+def returns_printed(function):
+    """Decorator: run ``function`` with stdout captured and return what it printed.
+
+    markdown-exec only captures the ``print`` of the block itself, so the helpers here print
+    into a buffer and the page's block prints the returned text: ``print(d.layer_section(name))``.
+    """
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> str:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            function(*args, **kwargs)
+        return buffer.getvalue()
+
+    return wrapper
+
+
+def fmt(n) -> str:
+    """An integer with thousands separators: ``14869598 -> '14,869,598'``."""
+    return f"{int(n):,}"
+
+
+def tex_int(n) -> str:
+    """An integer for KaTeX with thin-space thousands separators: ``\\num``-like."""
+    return f"{int(n):,}".replace(",", "{,}")
+
+
+def shape_text(shape) -> str:
+    """``(64, 34, 34) -> '64 × 34 × 34'``."""
+    return " × ".join(str(s) for s in shape)
+
+
+def tex_shape(shape) -> str:
+    return r" \times ".join(str(s) for s in shape)
+
+
+def fence(code: str, lang: str = "python", title: str | None = None) -> str:
+    """A fenced code block (four backticks, so code containing ``` stays intact)."""
+    head = f'````{lang}' + (f' title="{title}"' if title else "")
+    return f"{head}\n{code.rstrip()}\n````"
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return textwrap.indent(text, prefix, lambda line: True)
+
+
+def tabs(items: list[tuple[str, str]]) -> str:
+    """pymdownx.tabbed tabs: ``[(title, markdown), ...]``."""
+    return "\n\n".join(f'=== "{title}"\n\n{indent(body)}' for title, body in items)
+
+
+def repo_path(path: str) -> Path:
+    """A path inside the repository that must exist (the build fails if it does not)."""
+    full = REPO_ROOT / path
+    if not full.exists():
+        raise FileNotFoundError(f"docs: {path} is linked from the documentation but does not exist")
+    return full
+
+
+def repo_file(path: str) -> str:
+    """A repository file named in a page, as inline code; fails the build if the file is missing.
+
+    The site links to no code host: the repository's address is wherever the reader cloned it.
+    """
+    repo_path(path)
+    return f"`{path}`"
+
+
+def rest_to_markdown(text: str) -> str:
+    """Docstring reST for a page: roles (``:func:`x` ``) and double backticks become Markdown code."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
+def source_file_of(obj) -> str:
+    return Path(inspect.getsourcefile(obj)).resolve().relative_to(REPO_ROOT).as_posix()
+
+
+def source(*objects, lang: str = "python") -> str:
+    """The source of functions/classes, as one fenced block titled with their file."""
+    parts = [inspect.getsource(obj).rstrip() for obj in objects]
+    return fence("\n\n\n".join(parts), lang, title=source_file_of(objects[0]))
+
+
+def figure_html(fig, alt: str, caption: str | None = None, dpi: int = 110) -> str:
+    """Embed a matplotlib figure as a PNG data URI inside a ``<figure>``; closes the figure.
+
+    Captions belong to the page (a ``{ .caption }`` paragraph after the block); ``caption`` is
+    for the few whose words are computed (a run's name), with `code` spans rendered as code.
+    """
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return png_html(buf.getvalue(), alt, caption)
+
+
+def png_html(png: bytes, alt: str, caption: str | None = None) -> str:
+    """A ``<figure>`` holding PNG bytes as a data URI (the site loads nothing from elsewhere)."""
+    data = base64.b64encode(png).decode("ascii")
+    cap = ""
+    if caption:
+        cap = "<figcaption>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", caption) + "</figcaption>"
+    return f'<figure class="generated" markdown="0"><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
+def md_table(header: list[str], rows: list[list], align: str | None = None) -> str:
+    """A Markdown table; ``align`` is one character per column: l, r or c."""
+    align = align or "l" * len(header)
+    marks = {"l": ":--", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(str(h) for h in header) + " |",
+             "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# the README's set-up commands
+# --------------------------------------------------------------------------------------
+
+
+def readme_setup_block() -> str:
+    """The first ``bash`` block of README.md, verbatim (the two set-up commands)."""
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```bash\n(.*?)```", text, re.S)
+    if not match:
+        raise ValueError("README.md: no ```bash block with the set-up commands found")
+    return match.group(1).rstrip()
+
+
+def readme_setup_commands() -> list[tuple[str, str]]:
+    """``[(comment, command), ...]`` from the README's set-up block."""
+    pairs, comment = [], ""
+    for line in readme_setup_block().splitlines():
+        if line.startswith("#"):
+            comment = line.lstrip("# ").strip()
+        elif line.strip():
+            pairs.append((comment, line.strip()))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------
+# the network: stages, counts, receptive fields
+# --------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
+
+
+def cli_help(*args: str) -> str:
+    """What ``cifar-alexnet ARGS --help`` prints, captured (100 columns wide), in a text block."""
+    from cifar_alexnet.cli import main
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            try:
+                main([*args, "--help"])
+            except SystemExit as stop:
+                if stop.code not in (0, None):
+                    raise RuntimeError(f"cifar-alexnet {' '.join(args)} --help exited with {stop.code}") from None
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
+    return fence(f"$ cifar-alexnet {' '.join(args) + ' ' if args else ''}--help\n{buffer.getvalue()}", "text")
+
+
+# --------------------------------------------------------------------------------------
+# the training page: recipes, recorded runs, the original log, benchmark results

@@ -1,0 +1,293 @@
+"""The training page: recipes, recorded runs, the write-up's log and the benchmark results."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from site_kit import DOCS_DIR, REPO_ROOT, fence, figure_html, indent, md_table, png_html, returns_printed
+
+
+RUNS_DIR = DOCS_DIR / "runs"
+RESULTS_DIRS = (DOCS_DIR / "results", REPO_ROOT / "bench" / "results")
+
+
+def recipe_source(name: str) -> str:
+    """The source of the recipe constant (``ORIGINAL``, ``FAST``) in recipes.py, with its comments."""
+    import ast
+
+    from cifar_alexnet import recipes
+
+    path = Path(recipes.__file__)
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return fence(ast.get_source_segment(text, node), title="cifar_alexnet/recipes.py")
+    raise KeyError(f"recipes.py has no constant {name}")
+
+
+@returns_printed
+def recipe_table() -> None:
+    """Every field of every recipe, side by side."""
+    from dataclasses import fields
+
+    from cifar_alexnet.recipes import RECIPES
+
+    names = list(RECIPES)
+    rows = []
+    for f in fields(next(iter(RECIPES.values()))):
+        values = [getattr(RECIPES[n], f.name) for n in names]
+        cells = [f"`{v!r}`" for v in values]
+        if len(set(map(repr, values))) > 1:
+            cells = [f"**{c}**" for c in cells]
+        rows.append([f"`{f.name}`"] + cells)
+    print(md_table(["field"] + [f"`{n}`" for n in names], rows, "l" + "l" * len(names)))
+
+
+def recorded_runs() -> list[tuple[str, dict, list[dict]]]:
+    """``[(name, meta, history), ...]`` for every ``docs/runs/<name>/`` with both files."""
+    import json
+
+    runs = []
+    if RUNS_DIR.is_dir():
+        for folder in sorted(p for p in RUNS_DIR.iterdir() if p.is_dir()):
+            history_file, meta_file = folder / "history.json", folder / "meta.json"
+            if not history_file.is_file():
+                continue
+            if not meta_file.is_file():
+                raise FileNotFoundError(f"docs: {folder} has history.json but no meta.json (machine, device, data, "
+                                        "command, date)")
+            runs.append((folder.name, json.loads(meta_file.read_text()), json.loads(history_file.read_text())))
+    return runs
+
+
+def _meta_field(meta: dict, word: str) -> str:
+    """The first meta.json value whose key contains ``word`` ("data" matches "data_set", not "date")."""
+    for key, value in meta.items():
+        if word in key.lower():
+            return str(value)
+    return "?"
+
+
+def _percent(value) -> float:
+    return 100.0 * value if value <= 1.0 else float(value)
+
+
+@returns_printed
+def runs_section() -> None:
+    """Curves and a summary table per recorded run, or a plain statement that there is none."""
+    import tempfile
+
+    from cifar_alexnet.plots import plot_history
+
+    runs = recorded_runs()
+    if not runs:
+        print("No measured run has been recorded in this repository yet (`docs/runs/` holds none), so this "
+              "page shows no accuracy of this package. Only measured runs appear here.")
+        return
+    summary = []
+    for name, meta, history in runs:
+        best = max(history, key=lambda r: r["test_acc"])
+        total_time = sum(r.get("epoch_time_s", 0.0) for r in history)
+        summary.append([f"[{name}](#run-{name})", _meta_field(meta, "data"), _meta_field(meta, "device"), len(history), f"{_percent(best['test_acc']):.2f} %",
+                        best["epoch"], f"{_percent(history[-1]['test_acc']):.2f} %", f"{total_time / 60:.1f} min"])
+    print(md_table(["run", "data", "device", "epochs", "best test acc.", "at epoch", "last test acc.",
+                    "training time"], summary, "lllrrrrr"))
+    for name, meta, history in runs:
+        print(f'\n### Run `{name}` {{ #run-{name} }}\n')
+        print(md_table(["", ""], [[f"`{k}`", f"`{v}`" if not isinstance(v, (dict, list)) else f"`{v!r}`"]
+                                  for k, v in meta.items()], "ll"))
+        with tempfile.TemporaryDirectory() as tmp:
+            png = plot_history(history, Path(tmp) / "curves.png", compare_original=True, title=name)
+            print()
+            print(png_html(Path(png).read_bytes(), f"curves of {name}", (
+                f"Run {name}: accuracy and loss per epoch (`cifar_alexnet.plots.plot_history`); circles: the "
+                "write-up's published accuracies (official CIFAR-10).")))
+
+
+@returns_printed
+def original_log_section() -> None:
+    """The transcribed log as a table and a figure; checked against plots.ORIGINAL_PUBLISHED_ACCURACY."""
+    import matplotlib.pyplot as plt
+
+    import original_log
+    from cifar_alexnet.plots import ORIGINAL_PUBLISHED_ACCURACY
+
+    rows = original_log.parse_log()
+    ours = {r["epoch"]: (r["eval_train_acc"], r["test_acc"]) for r in rows}
+    if ours != dict(ORIGINAL_PUBLISHED_ACCURACY):
+        raise ValueError("docs: the transcribed log disagrees with cifar_alexnet.plots.ORIGINAL_PUBLISHED_ACCURACY")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["eval_train_acc"] for r in rows], "o-", label='"train" (eval mode, augmented images)')
+    ax.plot(epochs, [r["test_acc"] for r in rows], "s-", label="test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("The write-up's log (official CIFAR-10), transcribed", fontsize=10)
+    print(figure_html(fig, "the original log"))
+    print()
+    best = original_log.best(rows)
+    table = [[r["epoch"], f"{r['eval_train_acc']:.2f}", f"**{r['test_acc']:.2f}**" if r is best else
+              f"{r['test_acc']:.2f}"] for r in rows]
+    print('??? note "The log as a table"\n')
+    print(indent(md_table(["epoch", '"train" acc. (%)', "test acc. (%)"], table, "rrr")))
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list) and len(value) > 8:
+        yield prefix, f"({len(value)} values)"
+    else:
+        yield prefix, value
+
+
+def result_files() -> list[Path]:
+    files = []
+    for folder in RESULTS_DIRS:
+        if folder.is_dir():
+            files += sorted(folder.glob("*.json"))
+    return files
+
+
+def _measured_results(benchmark: str) -> list[tuple[Path, dict]]:
+    """``[(path, result), ...]`` of the result files written by ``benchmark``, ``--smoke`` runs left out."""
+    import json
+
+    found = [(path, json.loads(path.read_text())) for path in result_files()]
+    return [(path, data) for path, data in found if data.get("benchmark") == benchmark and not data.get("smoke")]
+
+
+@returns_printed
+def throughput_section() -> None:
+    """The training-throughput results (``bench/train_throughput.py``), one row per precision."""
+    rows = []
+    for path, data in _measured_results("train_throughput"):
+        original, project = data["sides"]["original"], data["sides"]["project"]
+        amp = data.get("project_amp", "off")
+        rows.append([f"`{path.name}`", f"`{data['device']}`", "float32" if amp == "off" else f"{amp} autocast",
+                     f"{original['images_per_s']:.1f}", f"{project['images_per_s']:.1f}",
+                     f"{data['speedup_project_over_original']:.2f}x",
+                     f"{data['matmul_flops_per_s'] / 1e9:,.0f} ({data.get('matmul_dtype', 'float32')})",
+                     f"{100 * project['matmul_fraction']:.1f} %", f"`{data['command']}`"])
+    if not rows:
+        print("No training-throughput result has been recorded yet.")
+        return
+    print(md_table(["result", "device", "project precision", "original loop img/s", "project img/s",
+                    "project / original", "matmul GFLOP/s", "project / matmul", "command"], rows, "lllrrrrrl"))
+
+
+@returns_printed
+def step_profile_section() -> None:
+    """``bench/step_profile.py`` results: time per kind of work in one training step, per precision."""
+    profiles = _measured_results("step_profile")
+    if not profiles:
+        print("No step profile has been recorded yet.")
+        return
+    kinds = list(profiles[0][1]["kinds"])
+    header = ["kind of work"] + [f"{d['precision']}: ms/step (share)" for _, d in profiles]
+    header += [f"{d['precision']}: of {d['matmul_dtype']} matmul" for _, d in profiles]
+    rows = []
+    for kind in kinds:
+        row = [kind]
+        row += [f"{d['kinds'][kind]['ms_per_step']:.0f} ({100 * d['kinds'][kind]['share']:.1f} %)" for _, d in profiles]
+        row += [f"{100 * d['kinds'][kind]['matmul_fraction']:.1f} %" if "matmul_fraction" in d["kinds"][kind] else ""
+                for _, d in profiles]
+        rows.append(row)
+    print(md_table(header, rows, "l" + "r" * (len(header) - 1)))
+    print()
+    print("; ".join(f"`{d['command']}` on `{d['device_name']}` ({d['device']}), batch {d['batch_size']}: "
+                    f"{d['images_per_s']:.1f} images/s without the profiler" for _, d in profiles) + ".")
+
+
+@returns_printed
+def results_section() -> None:
+    """Every benchmark result file: a summary row each, then all its fields (nothing typed in).
+
+    Results of a script's ``--smoke`` mode (``"smoke": true``) check that the script runs; they
+    are not measurements and are left out.
+    """
+    import json
+
+    measured, smoke = [], []
+    for path in result_files():
+        data = json.loads(path.read_text())
+        (smoke if data.get("smoke") else measured).append((path, data))
+    if not measured:
+        print("No benchmark result has been recorded yet (`docs/results/` and `bench/results/` hold no "
+              "measured JSON). The benchmark scripts under `bench/` write one when they are run.")
+    else:
+        rows = []
+        for path, data in measured:
+            ratios = [f"`{k}` = {v:.3g}" for k, v in _flatten(data)
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and re.search(r"speedup|ratio", k) and not k.startswith("targets")][:4]
+            rows.append([f"`{path.relative_to(REPO_ROOT).as_posix()}`", f"`{data.get('benchmark', path.stem)}`",
+                         f"`{data.get('device_name', data.get('device', '?'))}`",
+                         data.get("date_utc", data.get("date", "")), "<br>".join(ratios) or "-"])
+        print(md_table(["file", "benchmark", "device", "date", "ratios"], rows, "lllll"))
+        for path, data in measured:
+            rel = path.relative_to(REPO_ROOT).as_posix()
+            table = md_table(["field", "value"], [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else f"`{v}`"]
+                                                  for k, v in _flatten(data)], "ll")
+            print(f'\n??? note "All fields of `{rel}`"\n\n{indent(table)}\n')
+    if smoke:
+        names = ", ".join(f"`{p.relative_to(REPO_ROOT).as_posix()}`" for p, _ in smoke)
+        print(f"\nLeft out: {names} — written by a `--smoke` run, which checks that the script works and "
+              "measures nothing.")
+
+
+def _run_recipe(name: str) -> str | None:
+    """The recipe of recorded run ``name``, from the ``config.json`` the trainer wrote (None if absent)."""
+    import json
+
+    config = RUNS_DIR / name / "config.json"
+    return json.loads(config.read_text()).get("recipe") if config.is_file() else None
+
+
+@returns_printed
+def fast_recipe_status() -> None:
+    """What has been measured of the fast recipe, read from ``docs/runs`` and the result files."""
+    from cifar_alexnet.plots import ORIGINAL_PUBLISHED_ACCURACY
+
+    if fast_recipe_measured_on_gpu():
+        print("A recorded run or benchmark result below measured it on a GPU.")
+        return
+    original_best = max(test for _, test in ORIGINAL_PUBLISHED_ACCURACY.values())
+    paragraphs = ["The fast recipe has **not been run on a GPU in this project yet**: it was written on machines "
+                  "without one, so no GPU time or speed is claimed for it. `bench/gpu.py` measures them."]
+    cpu_runs = [(name, meta, history) for name, meta, history in recorded_runs()
+                if _run_recipe(name) == "fast" and meta.get("device") == "cpu"]
+    for name, meta, history in cpu_runs:
+        best = max(history, key=lambda r: r["test_acc"])
+        paragraphs.append(
+            f"Its accuracy was measured on a CPU: run [`{name}`](#run-{name}) reached "
+            f"**{_percent(best['test_acc']):.2f} %** best test accuracy (epoch {best['epoch']} of {len(history)}; "
+            f"{_percent(history[-1]['test_acc']):.2f} % after the last) on {_meta_field(meta, 'data')}. The "
+            f"write-up's {original_best:.2f} % was measured on the official test set.")
+    if not cpu_runs:
+        paragraphs.append("No accuracy is claimed for it either.")
+    print('!!! warning "Not measured on a GPU yet"\n\n' + indent("\n\n".join(paragraphs)) + "\n")
+
+
+def fast_recipe_measured_on_gpu() -> bool:
+    """True if a recorded run of the fast recipe or a ``bench/gpu.py`` result ran on a CUDA device."""
+    import json
+
+    for name, meta, _ in recorded_runs():
+        if _run_recipe(name) == "fast" and str(meta.get("device", "")).startswith("cuda"):
+            return True
+    for path in result_files():
+        data = json.loads(path.read_text())
+        if (not data.get("smoke") and str(data.get("environment", {}).get("device", "")).startswith("cuda")
+                and (data.get("fast_recipe") or {}).get("history")):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# the verification page
+# --------------------------------------------------------------------------------------

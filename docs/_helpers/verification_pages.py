@@ -1,0 +1,114 @@
+"""The verification and API pages: tolerances, hypothesis profiles, the test inventory.
+
+The tests' files are read as text (``ast``), never imported: nothing outside ``tests/``
+imports from it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from site_kit import DOCS_DIR, REPO_ROOT, fence, md_table, repo_file, rest_to_markdown, returns_printed
+
+
+def documented_constants(path: Path) -> list[tuple[str, str]]:
+    """``[(NAME, "#: comment"), ...]`` for the constants of a module documented with ``#:``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        match = re.match(r"^([A-Z][A-Z0-9_]*)\s*(:[^=]*)?=", line)
+        if match and i > 0 and lines[i - 1].startswith("#:"):
+            found.append((match.group(1), lines[i - 1][2:].strip()))
+    return found
+
+
+def documented_values(path: Path) -> dict[str, object]:
+    """``{NAME: value}`` of the module-level constants of ``path`` that are plain literals, read with ``ast``."""
+    values = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    try:
+                        values[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    return values
+
+
+@returns_printed
+def tolerance_table() -> None:
+    """Every tolerance of tests/tolerances.py: name, value, what it is for (the file read as text)."""
+    path = REPO_ROOT / "tests" / "tolerances.py"
+    values = documented_values(path)
+    rows = [[f"`{name}`", f"{values[name]:.0e}", text] for name, text in documented_constants(path)]
+    print(md_table(["name", "value", "used for"], rows, "lrl"))
+
+
+def registered_profiles(path: Path) -> dict[str, dict]:
+    """``{name: keyword arguments}`` of every ``settings.register_profile(name, ...)`` call in ``path``."""
+    profiles = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "register_profile"):
+            name = ast.literal_eval(node.args[0])
+            profiles[name] = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg}
+    return profiles
+
+
+@returns_printed
+def hypothesis_profiles() -> None:
+    """The hypothesis profiles registered by tests/conftest.py (read as text); unset fields are hypothesis' defaults."""
+    from hypothesis import settings
+
+    default = settings.get_profile("default")
+    rows = []
+    for name, kw in registered_profiles(REPO_ROOT / "tests" / "conftest.py").items():
+        rows.append([f"`{name}`", kw.get("max_examples", default.max_examples),
+                     kw.get("derandomize", default.derandomize), kw.get("deadline", default.deadline)])
+    print(md_table(["profile", "examples per test", "derandomized", "deadline"], rows, "lrll"))
+
+
+@returns_printed
+def test_inventory() -> None:
+    """Every test module: its first docstring paragraph, its tests, how many use hypothesis."""
+    rows = []
+    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        doc = (ast.get_docstring(tree) or "").split("\n\n")[0].replace("\n", " ")
+        doc = rest_to_markdown(doc)
+        tests = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and n.name.startswith("test_")]
+        with_given = sum(1 for n in tests if any("given" in ast.unparse(dec) for dec in n.decorator_list))
+        rel = path.relative_to(REPO_ROOT).as_posix()
+        rows.append([repo_file(rel), doc.replace("|", "\\|"), len(tests), with_given])
+    print(md_table(["file", "what it proves", "tests", "of them property-based"], rows, "llrr"))
+
+
+# --------------------------------------------------------------------------------------
+# the API pages
+# --------------------------------------------------------------------------------------
+
+
+def public_modules(package: str) -> list[str]:
+    """The public modules of a package (no leading underscore), from its folder."""
+    folder = REPO_ROOT / package
+    return sorted(f"{package}.{p.stem}" for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def check_api_page(page: str, package: str) -> str:
+    """Fail the build if a public module of ``package`` has no ``::: module`` on ``page``."""
+    text = (DOCS_DIR / page).read_text(encoding="utf-8")
+    documented = set(re.findall(r"^::: ([\w.]+)", text, re.M))
+    missing = [m for m in public_modules(package) if m not in documented]
+    if missing:
+        raise ValueError(f"docs: {page} lacks ::: entries for {missing}")
+    return f"All {len(documented)} public modules of `{package}` are on this page."
+
+
+# --------------------------------------------------------------------------------------
+# the examples page
+# --------------------------------------------------------------------------------------
