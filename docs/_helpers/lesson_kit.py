@@ -29,22 +29,51 @@ TORCH_COUNTERPART = {
 }
 
 
-def code_of(*functions) -> str:
+def _is_check(statement: ast.stmt) -> bool:
+    """An argument check: a call of ``check_*``/``_check*``, or an ``if`` whose body only raises."""
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        name = getattr(statement.value.func, "id", "")
+        return name.startswith(("check_", "_check"))
+    if isinstance(statement, ast.If) and not statement.orelse:
+        return all(isinstance(s, ast.Raise) for s in statement.body)
+    return False
+
+
+def _statements(body: list) -> list:
+    """Every statement of ``body``, including those inside ``if``/``else`` blocks, in source order."""
+    found = []
+    for s in body:
+        found.append(s)
+        if isinstance(s, ast.If):
+            found += _statements(s.body) + _statements(s.orelse)
+    return found
+
+
+def code_of(*functions, checks: bool = True) -> str:
     """The functions' source as one block titled with their file, docstrings left out.
 
-    The docstring's content is the lesson's prose; the code is shown exactly as it runs.
+    The docstring's content is the lesson's prose. With ``checks=False`` the argument checks
+    are left out too and one comment line says so; every other line is shown as it runs.
     """
     parts = []
     for function in functions:
         source = textwrap.dedent(inspect.getsource(function))
-        tree = ast.parse(source)
-        body = tree.body[0].body
+        lines = source.splitlines()
+        body = ast.parse(source).body[0].body
+        drop = []  # (first line, last line, replacement) 1-based
         if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-            lines = source.splitlines()
-            doc = body[0]
-            del lines[doc.lineno - 1: doc.end_lineno]
-            source = "\n".join(lines)
-        parts.append(source.rstrip())
+            drop.append((body[0].lineno, body[0].end_lineno, None))
+        if not checks:
+            checked = [s for s in _statements(body) if _is_check(s)]
+            for k, s in enumerate(checked):
+                note = None
+                if k == 0 and s in body:
+                    pad = lines[s.lineno - 1][: len(lines[s.lineno - 1]) - len(lines[s.lineno - 1].lstrip())]
+                    note = f"{pad}# (argument checks left out here; see the full source)"
+                drop.append((s.lineno, s.end_lineno, note))
+        for first, last, note in sorted(drop, reverse=True):
+            lines[first - 1: last] = [note] if note else []
+        parts.append("\n".join(lines).rstrip())
     return fence("\n\n\n".join(parts), title=source_file_of(functions[0]))
 
 
