@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the page)
 from site_kit import fence, figure_html, fmt, md_table, returns_printed
 
 #: The worked example: one channel, a batch of four values, gamma and beta, an upstream gradient.
@@ -29,17 +29,11 @@ def worked():
     return out[:, 0], cache.x_hat[:, 0], cache.mean[0], var, dx[:, 0], dgamma[0], dbeta[0]
 
 
-def row(values) -> str:
-    return "  ".join(f"{v: .4f}" for v in values)
-
-
 def worked_text() -> str:
     out, x_hat, mean, var, dx, dgamma, dbeta = worked()
-    return fence(f"x            {row(X)}\nmean = {mean:g}, biased variance = {var:g}\n"
-                 f"x_hat        {row(x_hat)}\ny = {GAMMA:g}·x_hat + {BETA:g}\n             {row(out)}\n\n"
-                 f"dL/dy        {row(DOUT)}\ndL/dbeta = {dbeta:.4f}   dL/dgamma = {dgamma:.4f}\n"
-                 f"dL/dx        {row(dx)}\n"
-                 f"sum(dL/dx) = {dx.sum():.1e}   sum(dL/dx · x_hat) = {(dx * x_hat).sum():.1e}", "text")
+    return (matrices(("x", X), ("x̂", x_hat), (f"y = {GAMMA:g}·x̂ + {BETA:g}", out), ("dL/dy", DOUT), ("dL/dx", dx))
+            + f"\n\nmean {mean:g}, biased variance {var:g}; ∂L/∂β = {dbeta:.4g}, ∂L/∂γ = {dgamma:.4f}; "
+              f"sum of ∂L/∂x = {dx.sum():.1e}, sum of ∂L/∂x · x̂ = {(dx * x_hat).sum():.1e}.\n")
 
 
 @lru_cache(maxsize=None)

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, draw_grid, matrix, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
 from site_kit import fence, figure_html, fmt, md_table, returns_printed
 
 #: The worked example: a 4x4 input, one 2x2 filter, padding 1, stride 2 (small enough for paper).
@@ -33,10 +33,16 @@ def worked(padding: int = PADDING, stride: int = STRIDE):
 
 
 def worked_text() -> str:
-    """The example's input, filter and output as text blocks."""
+    """The example's input, filter and output as grids."""
     out = worked()[0]
-    return (fence(f"x (4×4)\n{matrix(X)}\n\nw (2×2), b = {B:g}\n{matrix(W)}\n\ny = conv(x, w) + b, "
-                  f"padding {PADDING}, stride {STRIDE} ({out.shape[0]}×{out.shape[1]})\n{matrix(out)}", "text"))
+    return matrices(("x (4×4)", X), (f"w (2×2), b = {B:g}", W),
+                    (f"y, padding {PADDING}, stride {STRIDE} ({out.shape[0]}×{out.shape[1]})", out))
+
+
+def gradients_text() -> str:
+    """The example's gradients for an all-ones upstream gradient, as grids."""
+    _, dx, dw, db = worked()
+    return matrices(("dL/dy", np.ones_like(worked()[0])), ("dL/dw", dw), (f"dL/dx (dL/db = {db[0]:g})", dx))
 
 
 def one_output(i: int, j: int) -> str:

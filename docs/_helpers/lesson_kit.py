@@ -89,13 +89,6 @@ def tests_comparing(forward: str) -> str:
     return ", ".join(found)
 
 
-def matrix(a, digits: int = 0) -> str:
-    """A small 2-D array as a text block, columns aligned (what a student copies onto paper)."""
-    rows = [[f"{v:.{digits}f}" if digits else f"{v:g}" for v in row] for row in a]
-    width = max(len(c) for row in rows for c in row)
-    return "\n".join("  ".join(c.rjust(width) for c in row) for row in rows)
-
-
 def answer(key: str, value) -> str:
     """An exercise's answer, marked so that a test can find it and check it: ``<span data-answer=...>``."""
     shown = fmt(value) if isinstance(value, int) else str(value)
@@ -120,3 +113,24 @@ def draw_grid(ax, values, origin=(0, 0), highlight=(), colour="#e8eefc", hi_colo
                     color="#9e9e9e" if border else "#1a1a1a")
     if title:
         ax.text(x0 + cols / 2, y0 + 0.35, title, ha="center", va="bottom", fontsize=fontsize)
+
+
+def matrices(*labelled) -> str:
+    """Small arrays side by side as HTML tables, each with its label: ``matrices(("x", x), ("w", w))``.
+
+    Numbers of a worked example are data, shown as grids the reader can check on paper.
+    """
+    import numpy as np
+
+    parts = []
+    for label, a in labelled:
+        a = np.atleast_2d(np.asarray(a, dtype=float))
+        body = "".join("<tr>" + "".join(f"<td>{_number(v)}</td>" for v in row) + "</tr>" for row in a)
+        parts.append(f'<figure class="matrix"><table>{body}</table><figcaption>{label}</figcaption></figure>')
+    return '<div class="matrices" markdown="0">' + "".join(parts) + "</div>"
+
+
+def _number(v: float) -> str:
+    if abs(v) < 5e-13:
+        return "0"
+    return f"{v:g}" if float(v).is_integer() else f"{v:.4f}".rstrip("0")

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, draw_grid, matrix, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
 from site_kit import fence, figure_html, fmt, returns_printed
 
 #: The worked example: a 4x4 input, 2x2 windows, stride 2.
@@ -32,8 +32,7 @@ def worked():
 
 def worked_text() -> str:
     out, dx = worked()
-    return fence(f"x (4×4)\n{matrix(X)}\n\ny = maxpool(x), 2×2 windows, stride 2\n{matrix(out)}\n\n"
-                 f"upstream gradient dL/dy\n{matrix(DOUT)}\n\ndL/dx\n{matrix(dx)}", "text")
+    return matrices(("x (4×4)", X), ("y = maxpool(x), 2×2, stride 2", out), ("dL/dy", DOUT), ("dL/dx", dx))
 
 
 @returns_printed

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, matrix, tests_comparing  # noqa: F401  (used by the pages)
+from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
 from site_kit import fence, figure_html, fmt, returns_printed
 
 # ----------------------------------------------------------------------------- ReLU
@@ -19,9 +19,7 @@ def relu_worked() -> str:
     from reference.relu import relu_backward, relu_forward
 
     out, cache = relu_forward(RELU_X)
-    dx = relu_backward(RELU_DOUT, cache)
-    return fence(f"x      {matrix(RELU_X)}\ny      {matrix(out)}\ndL/dy  {matrix(RELU_DOUT)}\ndL/dx  {matrix(dx)}",
-                 "text")
+    return matrices(("x", RELU_X), ("y", out), ("dL/dy", RELU_DOUT), ("dL/dx", relu_backward(RELU_DOUT, cache)))
 
 
 @lru_cache(maxsize=None)
@@ -84,9 +82,8 @@ def linear_worked() -> str:
 
     out, cache = linear_forward(LIN_X, LIN_W, LIN_B)
     dx, dw, db = linear_backward(LIN_DOUT, cache)
-    return fence(f"x (1×3)  {matrix(LIN_X)}\n\nW (2×3)\n{matrix(LIN_W)}\n\nb        {matrix([LIN_B])}\n\n"
-                 f"y = x Wᵀ + b  {matrix(out)}\n\ndL/dy    {matrix(LIN_DOUT)}\ndL/dx    {matrix(dx)}\n\n"
-                 f"dL/dW\n{matrix(dw)}\n\ndL/db    {matrix([db])}", "text")
+    return (matrices(("x (1×3)", LIN_X), ("W (2×3)", LIN_W), ("b", LIN_B), ("y = x Wᵀ + b", out)) + "\n\n"
+            + matrices(("dL/dy", LIN_DOUT), ("dL/dx", dx), ("dL/dW", dw), ("dL/db", db)))
 
 
 @returns_printed

@@ -78,6 +78,11 @@ def stage_overview(slug: str) -> None:
     print(md_table(["layer", "module", "input", "output", "weights", "MACs", "FLOPs¹"], rows, "llllrrr"))
 
 
+def _product(shape, value: int) -> str:
+    """``"256 × 9 × 9 = 20,736"``, or just ``"2,048"`` for a one-axis shape (nothing to multiply)."""
+    return fmt(value) if len(shape) == 1 else f"{shape_text(shape)} = {fmt(value)}"
+
+
 def _steps(name: str) -> list[tuple[str, str, str]]:
     """``[(quantity, formula, this layer's numbers = value), ...]`` for layer ``name``, as plain text."""
     lc = counts()[name]
@@ -100,7 +105,7 @@ def _steps(name: str) -> list[tuple[str, str, str]]:
                      f"2·{shape_text(ins)} = {fmt(lc.torchstat_flops)}" if L.kind == "bn2d"
                      else fmt(lc.torchstat_flops)))
     elif L.kind == "relu":
-        rows.append(("torchstat FLOPs", "1 per element", f"{shape_text(ins)} = {fmt(lc.torchstat_flops)}"))
+        rows.append(("torchstat FLOPs", "1 per element", _product(ins, lc.torchstat_flops)))
     elif L.kind == "maxpool":
         rows += [("torchstat FLOPs", "1 per input element", f"{shape_text(ins)} = {fmt(lc.torchstat_flops)}"),
                  ("comparisons (torchstat MAdd)", "(k² − 1) per output",
@@ -117,14 +122,36 @@ def _steps(name: str) -> list[tuple[str, str, str]]:
 
 @returns_printed
 def layer_section(name: str) -> None:
-    """One layer of a stage page: what it is (a link to its lesson) and its numbers."""
+    """One layer of a stage page: what it is (a link to its lesson) and its numbers.
+
+    Convolutions, pools and linear layers get their derivation as a table; the layers with
+    nothing to derive (BatchNorm, ReLU, dropout, flatten) one line with their counts.
+    """
     from reference.architecture import layer
 
-    L = layer(name)
+    L, lc = layer(name), counts()[name]
     words, lesson = LESSONS[L.kind]
-    where = f"the module `{L.key}` of `AlexNet`" if L.key else "`torch.flatten(x, 1)` in `AlexNet.forward`"
+    where = f"`{L.key}`" if L.key else "`torch.flatten(x, 1)` in `AlexNet.forward`"
     print(f"## {name}\n")
-    print(f"A [{words}](../{lesson}) layer; in PyTorch {where}. "
-          f"Per image: {shape_text(counts()[name].in_shape)} in, {shape_text(counts()[name].out_shape)} out.\n")
-    print(md_table(["quantity", "formula", "with this layer's numbers"], _steps(name), "lll"))
+    if L.kind in ("conv", "maxpool", "linear"):
+        print(f"A [{words}](../{lesson}) layer, module {where}: {shape_text(lc.in_shape)} in, "
+              f"{shape_text(lc.out_shape)} out.\n")
+        print(md_table(["quantity", "formula", "with this layer's numbers"], _steps(name), "lll"))
+    else:
+        numbers = "; ".join(f"{q} {v}" for q, _, v in _steps(name))
+        print(f"[{words}](../{lesson}) on {shape_text(lc.in_shape)}, {where}: {numbers}.")
     print()
+
+
+@returns_printed
+def conv_cost_table(highlight: str) -> None:
+    """Outputs, MACs per output and MACs of every convolution; the row ``highlight`` in bold."""
+    rows = []
+    for lc in counts().values():
+        if lc.layer.kind != "conv":
+            continue
+        per_output = lc.in_shape[0] * lc.layer.kernel ** 2
+        cells = [lc.layer.name, shape_text(lc.out_shape), fmt(lc.out_elements), f"{lc.in_shape[0]}·{lc.layer.kernel}² = "
+                 f"{fmt(per_output)}", fmt(lc.macs)]
+        rows.append([f"**{c}**" for c in cells] if lc.layer.name == highlight else cells)
+    print(md_table(["layer", "output", "outputs F·H·W", "MACs per output C·k²", "MACs"], rows, "llrrr"))

@@ -130,26 +130,28 @@ def rf_figure(name: str) -> str:
 
 
 @returns_printed
-def rf_section(name: str) -> None:
-    """Receptive field of a stage's last layer: numbers, recurrence with this layer's values, picture."""
+def rf_section(slug: str) -> None:
+    """Receptive field at the end of stage ``slug``: the recurrence for this stage's windows, then the picture."""
+    from network_pages import STAGES
+    from reference.architecture import layer
+
     allf = fields()
     names = list(allf)
-    f = allf[name]
-    # the window layer of this stage (the last conv/pool up to `name`) drives the change
-    from reference.architecture import LAYERS
-
-    windows = [L for L in LAYERS if L.kind in ("conv", "maxpool")]
-    steps = []
-    for L in windows:
-        if names.index(L.name) > names.index(name):
-            break
-        prev = allf[names[names.index(L.name) - 1]]
-        steps.append((L, prev, allf[L.name]))
-    rows = [[L.name, L.kernel, L.stride, L.padding or 0, prev.j, f"{prev.r} + ({L.kernel} − 1) · {prev.j} = {cur.r}",
-             cur.j, f"{cur.start:g}"] for L, prev, cur in steps]
+    stage = STAGES[slug][1]
+    before = allf[names[names.index(stage[0]) - 1]]
+    print(f"Coming into this stage: r = {before.r}, jump = {before.j}.\n")
+    rows = []
+    for name in stage:
+        L = layer(name)
+        if L.kind not in ("conv", "maxpool"):
+            continue
+        prev, cur = allf[names[names.index(name) - 1]], allf[name]
+        rows.append([name, L.kernel, L.stride, L.padding or 0, prev.j,
+                     f"{prev.r} + ({L.kernel} − 1) · {prev.j} = {cur.r}", cur.j, f"{cur.start:g}"])
     print(md_table(["window", "k", "s", "p", "jump in", "r = r_in + (k − 1) · jump_in", "jump out", "start"], rows,
                    "lrrrrlrr"))
     print()
-    print(rf_figure(name))
+    last = [n for n in stage if layer(n).kind in ("conv", "maxpool")][-1]
+    print(rf_figure(last))
 
 

@@ -112,9 +112,14 @@ def repo_file(path: str) -> str:
 
 
 def rest_to_markdown(text: str) -> str:
-    """Docstring reST for a page: roles (``:func:`x` ``) and double backticks become Markdown code."""
-    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text)
-    return text.replace("``", "`")
+    """Docstring reST for a page (roles, double backticks, ``::``), as the API pages show docstrings."""
+    from griffe_rest_roles import rest_to_markdown as convert
+
+    return convert(text)
+
+
+#: How the recipes' optimizer names are written in prose.
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 
 
 def source_file_of(obj) -> str:

@@ -291,3 +291,28 @@ def fast_recipe_measured_on_gpu() -> bool:
 # --------------------------------------------------------------------------------------
 # the verification page
 # --------------------------------------------------------------------------------------
+
+
+@returns_printed
+def cpu_warning() -> None:
+    """How long the default recipe takes on a CPU, from the throughput benchmark and the recorded CPU run."""
+    from cifar_alexnet.recipes import ORIGINAL
+
+    lines = []
+    for path, data in _measured_results("train_throughput"):
+        if data["device"] == "cpu" and data.get("project_amp", "off") == "off":
+            rate = data["sides"]["project"]["images_per_s"]
+            lines.append(f"`bench/train_throughput.py` measured **{rate:.0f} images/s** for a float32 training "
+                         f"step on a {data['cpu_count']}-core CPU ({data['data_variant']}, batch {data['batch_size']}; "
+                         f"`{path.relative_to(REPO_ROOT).as_posix()}`).")
+    for name, meta, history in recorded_runs():
+        if _run_recipe(name) == "original" and meta.get("device") == "cpu":
+            epoch_s = sum(r["epoch_time_s"] for r in history) / len(history)
+            rate = sum(r["images_per_s"] for r in history) / len(history)
+            lines.append(f"The recorded run [`{name}`](training.md#run-{name}) trained at {rate:.0f} images/s on "
+                         f"{_meta_field(meta, 'machine')}, {epoch_s / 60:.1f} min per epoch of the full training set: "
+                         f"the {ORIGINAL.epochs} epochs of the original recipe would take about "
+                         f"**{ORIGINAL.epochs * epoch_s / 3600:.0f} hours** there.")
+    if not lines:
+        raise FileNotFoundError("docs: no CPU throughput result or CPU run recorded for the CPU warning")
+    print('!!! warning "Without a GPU the default run takes many hours"\n\n' + indent("\n\n".join(lines)) + "\n")
