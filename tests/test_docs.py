@@ -1,6 +1,6 @@
 """The documentation site: it builds strictly, its numbers are the code's, it needs no network.
 
-One ``mkdocs build --strict`` per test session (module fixture) into a temporary folder;
+One ``mkdocs build --strict`` per test session (session fixture) into a temporary folder;
 every ``markdown-exec`` block runs during that build, so a page whose code fails, a broken
 link or anchor, or a missing file fails :func:`test_site_builds_strictly`. The other tests
 read the built HTML.
@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS = REPO_ROOT / "docs"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(tmp_path_factory):
     """Build the site once; returns (site folder, build output, seconds)."""
     out = tmp_path_factory.mktemp("site")
@@ -120,7 +120,11 @@ def test_layer_table_page_shows_reference_table(site):
         assert _number(cells[column["FLOPs (torchstat)"]]) == row.torchstat_flops, row.name
         assert _number(cells[column["MAdd (torchstat)"]]) == row.torchstat_madd, row.name
         assert _number(cells[column["MACs"]]) == row.macs, row.name
-        assert int(cells[column["Receptive field r"]].split()[0]) == row.receptive_field, row.name
+        shown_field = cells[column["Receptive field r"]]
+        if row.whole_input and row.filters is None:  # after a linear layer: every pixel, no window size
+            assert shown_field == "whole image", row.name
+        else:
+            assert int(shown_field.split()[0]) == row.receptive_field, row.name
         assert int(cells[column["Jump j"]]) == row.jump, row.name
         assert float(cells[column["Start"]]) == row.start, row.name
 
@@ -309,3 +313,191 @@ def test_files_named_in_commands_exist():
     assert named, "no file named in any command"
     missing = [f"{page}: {path}" for page, path in named if not (REPO_ROOT / path).is_file()]
     assert not missing, "named in the docs but missing: " + ", ".join(missing)
+
+
+# ----------------------------------------------------------------------------- no code host, no hooks
+
+
+def test_no_request_or_link_to_a_code_host(site):
+    """No page asks a code host's API (the theme does when ``repo_url`` is set) or links to a repository.
+
+    The project has no public repository address, so any such link would lead nowhere.
+    """
+    out, result, _ = site
+    assert result.returncode == 0
+    offenders = []
+    for page in out.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"""(?:href|src|data-md-source)\s*=\s*["']?[^"'>]*\b(?:api\.github\.com|github\.com|gitlab\.com)""",
+                                 text, re.I):
+            offenders.append(f"{page.relative_to(out)}: {match.group(0)[:120]}")
+        if "md-source" in text:
+            offenders.append(f"{page.relative_to(out)}: the theme's repository widget (md-source)")
+    assert not offenders, "\n".join(offenders[:20])
+
+
+def test_pages_need_no_mkdocs_hook():
+    """zensical runs no MkDocs hooks: the configuration has none, so the strict build proves the pages work without."""
+    config = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert not re.search(r"^hooks\s*:", config, re.M)
+    assert not re.search(r"^repo_url\s*:", config, re.M)
+
+
+# ----------------------------------------------------------------------------- what the pages are made of
+
+
+def _article_words(html_text: str) -> tuple[list[str], list[str]]:
+    """(prose words, code words) of a page's article: code is what sits in <pre> blocks; math and
+    figures (scripts, images) are neither."""
+    match = re.search(r'<article class="md-content__inner[^"]*">(.*?)</article>', html_text, re.S)
+    article = match.group(1) if match else ""
+    article = re.sub(r"<script\b.*?</script>", " ", article, flags=re.S)
+    article = re.sub(r'<a class="headerlink".*?</a>', " ", article, flags=re.S)
+    code = " ".join(re.findall(r"<pre\b.*?</pre>", article, re.S))
+    prose = re.sub(r"<pre\b.*?</pre>", " ", article, flags=re.S)
+
+    def words(fragment):
+        return html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split()
+
+    return words(prose), words(code)
+
+
+def _pages(out: Path) -> dict[str, tuple[list[str], list[str]]]:
+    return {p.parent.relative_to(out).as_posix(): _article_words(p.read_text(encoding="utf-8"))
+            for p in out.rglob("index.html")}
+
+
+def _teaching_pages(pages):
+    return sorted(name for name in pages if name.startswith(("lessons/", "network/")))
+
+
+def test_code_is_at_most_40_percent_of_lesson_and_stage_pages(site):
+    """On every lesson and stage page at most 40 % of the words are code: the page teaches, the code illustrates."""
+    out, result, _ = site
+    assert result.returncode == 0
+    pages = _pages(out)
+    names = _teaching_pages(pages)
+    assert len([n for n in names if n.startswith("lessons/")]) >= 6 and len(names) >= 12, names
+    shares = {n: len(pages[n][1]) / max(1, len(pages[n][0]) + len(pages[n][1])) for n in names}
+    too_much = {n: f"{100 * s:.1f} %" for n, s in shares.items() if s > 0.40}
+    assert not too_much, f"code share above 40 %: {too_much}"
+
+
+def _shingles(words: list[str], n: int = 8) -> set:
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_no_two_pages_share_more_than_20_percent(site):
+    """No two pages share more than 20 % of their text (8-word sequences, as a share of the shorter page).
+
+    The API reference pages are left out: they show every public function's docstring and
+    source, which the lessons quote on purpose.
+    """
+    out, result, _ = site
+    assert result.returncode == 0
+    pages = {name: _shingles(prose + code) for name, (prose, code) in _pages(out).items()
+             if not name.startswith("api/")}
+    assert len(pages) >= 20
+    names = sorted(pages)
+    shared = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            smaller = min(len(pages[a]), len(pages[b]))
+            if smaller and len(pages[a] & pages[b]) / smaller > 0.20:
+                shared.append(f"{a} ~ {b}: {100 * len(pages[a] & pages[b]) / smaller:.1f} %")
+    assert not shared, "pages repeating each other:\n" + "\n".join(shared)
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+def _answers(out: Path) -> dict[str, str]:
+    found = {}
+    for page in (out / "lessons").rglob("index.html"):
+        for key, value in re.findall(r'<span class="answer" data-answer="([^"]+)">([^<]*)</span>',
+                                     page.read_text(encoding="utf-8")):
+            assert key not in found, f"answer {key} appears twice"
+            found[key] = html.unescape(value)
+    return found
+
+
+def _expected_answers() -> dict[str, str]:
+    """Every exercise's answer, computed here with PyTorch (not with reference, which the pages use)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cifar_alexnet.model import AlexNet
+    from cifar_alexnet.recipes import ORIGINAL
+
+    torch.manual_seed(0)
+    model = AlexNet().eval()
+    inputs = {}
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: inputs.__setitem__(name, (i[0], o)))
+             for name, module in model.named_modules() if name]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    conv1, conv2, conv3 = model.features[0], model.features[4], model.features[8]
+    numel = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    with FlopCounterMode(display=False) as counter:
+        conv3(inputs["features.8"][0])
+    conv2_in = inputs["features.4"][0]
+    columns = F.unfold(conv2_in, conv2.kernel_size, padding=conv2.padding)  # (1, C·k², positions)
+
+    def grad_of(fn, x, dout=None):
+        x = x.clone().requires_grad_(True)
+        y = fn(x)
+        y.backward(torch.ones_like(y) if dout is None else dout)
+        return y.detach(), x.grad
+
+    conv_x = torch.tensor([[1., 2, 0, 1], [0, 1, 3, 1], [2, 0, 1, 2], [1, 1, 0, 3]])[None, None]
+    conv_w = torch.tensor([[1., -1], [2, 0]])[None, None]
+    pool_x = torch.tensor([[1., 3, 2, 0], [4, 2, 1, 5], [0, 1, 3, 3], [2, 6, 1, 0]])[None, None]
+    pool2, pool3 = model.features[7], model.features[17]
+    pool2_in, pool3_in = inputs["features.7"][0], inputs["features.17"][0]
+    _, covered = grad_of(lambda x: F.avg_pool2d(x, pool2.kernel_size, pool2.stride), torch.ones(pool2_in.shape[-2:])[None, None])
+    _, shared = grad_of(lambda x: F.avg_pool2d(x, pool3.kernel_size, pool3.stride), torch.ones(pool3_in.shape[-2:])[None, None])
+    _, pool_dx = grad_of(lambda x: F.max_pool2d(x, 2, 2), pool_x, torch.tensor([[10., 20], [30, 40]])[None, None])
+    bn = torch.nn.BatchNorm1d(1).train()
+    with torch.no_grad():
+        bn.weight.fill_(2.0)
+        bn.bias.fill_(0.5)
+    bn(torch.tensor([[1.0], [2.0], [4.0], [9.0]])).backward(torch.tensor([[1.0], [0.0], [0.0], [0.0]]))
+    bns = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    drop = model.classifier[0].train()
+    _, relu_dx = grad_of(torch.relu, torch.tensor([[-2.0, 0.5, 0.0, 3.0]]))
+    bn1_in = inputs["features.1"][0]
+    return {
+        "conv1-size-p0": f"{F.conv2d(torch.zeros(1, 3, 32, 32), conv1.weight, stride=conv1.stride).shape[-1]:,}",
+        "conv3-macs": f"{counter.get_total_flops() // 2:,}",
+        "conv2-params": f"{numel(conv2):,}",
+        "conv2-im2col": f"{columns.shape[1]:,} × {ORIGINAL.batch_size * columns.shape[2]:,}",
+        "worked-stride1": f"{F.conv2d(conv_x, conv_w, stride=1, padding=1).shape[-1]:,}",
+        "pool2-unused": f"{int((covered == 0).sum()):,}",
+        "pool3-size": f"{inputs['features.17'][1].shape[-1]:,}",
+        "pool3-shared": f"{round(float(shared.max()) * pool3.kernel_size ** 2):,}",
+        "worked-dx-sum": f"{int(pool_dx.sum()):,}",
+        "bn-params": f"{sum(numel(m) for m in bns):,}",
+        "bn1-values": f"{ORIGINAL.batch_size * bn1_in.shape[-1] * bn1_in.shape[-2]:,}",
+        "worked-dbeta": f"{bn.bias.grad.item():g}",
+        "bn8-params": f"{numel(model.classifier[9]):,}",
+        "fc1-params": f"{numel(model.classifier[1]):,}",
+        "flatten-length": f"{inputs['classifier.0'][0].shape[1]:,}",
+        "drop-scale": f"{drop(torch.ones(10000)).max().item():g}",
+        "linear-share": f"{100 * sum(numel(m) for m in linears) / numel(model):.1f} %",
+        "relu-dx": f"{relu_dx[0, 2].item():g}",
+    }
+
+
+def test_exercise_answers_are_right(site):
+    """Every answer shown under an exercise equals the same quantity computed independently with PyTorch."""
+    out, result, _ = site
+    assert result.returncode == 0
+    shown, expected = _answers(out), _expected_answers()
+    assert set(shown) == set(expected), f"answers without a check: {set(shown) - set(expected)}; " \
+                                        f"checks without an answer: {set(expected) - set(shown)}"
+    wrong = {key: (shown[key], expected[key]) for key in expected if shown[key] != expected[key]}
+    assert not wrong, f"shown vs expected: {wrong}"
