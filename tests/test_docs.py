@@ -489,6 +489,39 @@ def _expected_answers() -> dict[str, str]:
         "drop-scale": f"{drop(torch.ones(10000)).max().item():g}",
         "linear-share": f"{100 * sum(numel(m) for m in linears) / numel(model):.1f} %",
         "relu-dx": f"{relu_dx[0, 2].item():g}",
+        **_expected_training_answers(model),
+    }
+
+
+def _expected_training_answers(model) -> dict[str, str]:
+    """The answers of the loss, Adam and training-step lessons, with torch.nn.functional and torch.optim."""
+    import torch
+    import torch.nn.functional as F
+
+    from cifar_alexnet.recipes import ORIGINAL
+
+    logits = torch.tensor([[2.0, 1.0, -1.0]], dtype=torch.float64, requires_grad=True)
+    loss = F.cross_entropy(logits, torch.tensor([0]))
+    loss.backward()
+    theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    adam = torch.optim.Adam([theta], lr=ORIGINAL.lr, betas=ORIGINAL.betas)
+    theta.grad = torch.ones(1, dtype=torch.float64)
+    adam.step()
+    model_adam = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    model_adam.step()
+    state_values = sum(s["exp_avg"].numel() + s["exp_avg_sq"].numel() for s in model_adam.state.values())
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(ORIGINAL.batch_size, 3, 32, 32))
+    return {
+        "loss-uniform": f"{F.cross_entropy(torch.zeros(1, 10, dtype=torch.float64), torch.tensor([3])).item():.4f}",
+        "loss-worked": f"{loss.item():.4f}",
+        "grad-row-sum": f"{abs(logits.grad.sum().item()):.0f}",
+        "adam-first-step": f"{abs(theta.item()):.6f}",
+        "adam-state": f"{state_values:,}",
+        "adam-vhat-factor": f"{1 / (1 - adam.param_groups[0]['betas'][1]):,.0f}",
+        "step-batch-512-logits": f"{out.shape[0]} × {out.shape[1]}",
     }
 
 

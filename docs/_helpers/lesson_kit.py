@@ -30,12 +30,14 @@ TORCH_COUNTERPART = {
 
 
 def _is_check(statement: ast.stmt) -> bool:
-    """An argument check: a call of ``check_*``/``_check*``, or an ``if`` whose body only raises."""
+    """An argument check: a call of ``check_*``/``_check*``, an ``if`` that ends by raising, or a loop of checks."""
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         name = getattr(statement.value.func, "id", "")
         return name.startswith(("check_", "_check"))
     if isinstance(statement, ast.If) and not statement.orelse:
-        return all(isinstance(s, ast.Raise) for s in statement.body)
+        return isinstance(statement.body[-1], ast.Raise)  # ends in raise: reports bad input
+    if isinstance(statement, ast.For) and not statement.orelse:
+        return all(_is_check(s) for s in statement.body)
     return False
 
 
@@ -44,7 +46,7 @@ def _statements(body: list) -> list:
     found = []
     for s in body:
         found.append(s)
-        if isinstance(s, ast.If):
+        if isinstance(s, (ast.If, ast.For)):
             found += _statements(s.body) + _statements(s.orelse)
     return found
 
@@ -126,7 +128,7 @@ def matrices(*labelled) -> str:
     for label, a in labelled:
         a = np.atleast_2d(np.asarray(a, dtype=float))
         body = "".join("<tr>" + "".join(f"<td>{_number(v)}</td>" for v in row) + "</tr>" for row in a)
-        parts.append(f'<figure class="matrix"><table>{body}</table><figcaption>{label}</figcaption></figure>')
+        parts.append(f'<figure class="matrix"><table class="grid">{body}</table><figcaption>{label}</figcaption></figure>')
     return '<div class="matrices" markdown="0">' + "".join(parts) + "</div>"
 
 

@@ -1,0 +1,228 @@
+"""The lessons on the loss, the optimiser and one whole training step: numbers and figures by reference."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
+from site_kit import figure_html, fmt, md_table, returns_printed, shape_text
+
+# ----------------------------------------------------------------------------- softmax cross-entropy
+
+#: The worked example: one sample, three classes, the right class is 0.
+LOGITS = np.array([[2.0, 1.0, -1.0]])
+LABELS = np.array([0])
+
+
+@lru_cache(maxsize=None)
+def loss_worked():
+    from reference.loss import softmax_cross_entropy
+
+    loss, dlogits = softmax_cross_entropy(LOGITS, LABELS)
+    shifted = LOGITS - LOGITS.max()
+    probs = np.exp(shifted) / np.exp(shifted).sum()
+    return float(loss), probs[0], dlogits[0]
+
+
+def loss_text() -> str:
+    loss, probs, dlogits = loss_worked()
+    onehot = np.eye(LOGITS.shape[1])[LABELS[0]]
+    return (matrices(("logits s", LOGITS), ("softmax p", probs), (f"one-hot of label {LABELS[0]}", onehot),
+                     ("∂L/∂s = p − one-hot", dlogits))
+            + f"\n\nloss = −log p[{LABELS[0]}] = −log {probs[LABELS[0]]:.4f} = **{loss:.4f}**\n")
+
+
+@returns_printed
+def loss_figure() -> None:
+    """The loss −log p of the right class, and p itself, as its logit rises above the others."""
+    import matplotlib.pyplot as plt
+
+    from reference.loss import softmax_cross_entropy
+
+    margin = np.linspace(-6, 6, 241)
+    K = 10
+    logits = np.zeros((margin.size, K))
+    logits[:, 0] = margin  # the right class's logit; the nine others stay at 0
+    losses = [float(softmax_cross_entropy(row[None], np.array([0]))[0]) for row in logits]
+    fig, ax = plt.subplots(figsize=(7.5, 2.9))
+    ax.plot(margin, losses, lw=2, label="loss −log p (right class)")
+    ax.plot(margin, np.exp(-np.array(losses)), lw=2, ls="--", label="p (right class)")
+    ax.axhline(np.log(K), color="#e65100", lw=1)
+    ax.text(-5.8, np.log(K) + 0.15, f"log {K} = {np.log(K):.3f}", fontsize=8, color="#e65100")
+    ax.set_xlabel(f"logit of the right class minus the other {K - 1} (which are equal)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    print(figure_html(fig, "softmax cross-entropy as a function of the right class's logit"))
+
+
+def overflow_demo() -> str:
+    """Large logits: the textbook formula overflows, the reference does not."""
+    from reference.loss import softmax_cross_entropy
+
+    big = np.array([[1000.0, 0.0, -5.0]])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        naive = -np.log(np.exp(big[0, 1]) / np.exp(big[0]).sum())
+    loss, _ = softmax_cross_entropy(big, np.array([1]))
+    return (f"For logits (1000, 0, −5) and label 1, `exp(1000)` overflows: the textbook formula gives "
+            f"**{naive}**; the reference gives **{float(loss):g}**.")
+
+
+# ----------------------------------------------------------------------------- Adam
+
+#: The worked example: one parameter, three gradients of very different size.
+GRADS = (1.0, 0.01, 100.0)
+
+
+@lru_cache(maxsize=None)
+def adam_worked():
+    """Rows of (t, g, m, v, m̂, v̂, step) for the gradients of GRADS, from reference.adam.adam_step."""
+    from cifar_alexnet.recipes import ORIGINAL
+    from reference.adam import AdamState, adam_step
+
+    beta1, beta2 = ORIGINAL.betas
+    params, state, rows = {"theta": np.zeros(1)}, AdamState(), []
+    for t, g in enumerate(GRADS, start=1):
+        before = params["theta"].copy()
+        adam_step(params, {"theta": np.array([g])}, state, lr=ORIGINAL.lr, betas=ORIGINAL.betas)
+        m, v = state.exp_avg["theta"][0], state.exp_avg_sq["theta"][0]
+        rows.append((t, g, m, v, m / (1 - beta1 ** t), v / (1 - beta2 ** t), float(params["theta"][0] - before[0])))
+    return rows
+
+
+@returns_printed
+def adam_table() -> None:
+    rows = [[t, f"{g:g}", f"{m:.4g}", f"{v:.4g}", f"{mh:.4g}", f"{vh:.4g}", f"{step:.6f}"]
+            for t, g, m, v, mh, vh, step in adam_worked()]
+    print(md_table(["t", "gradient g", "m", "v", "m̂ = m/(1−β₁ᵗ)", "v̂ = v/(1−β₂ᵗ)", "change of θ"], rows, "rrrrrrr"))
+
+
+@returns_printed
+def adam_figure(steps: int = 60) -> None:
+    """Gradient descent and Adam on a stretched bowl f = (x² + 25 y²)/2, from the same start."""
+    import matplotlib.pyplot as plt
+
+    from reference.adam import AdamState, adam_step
+
+    scale = np.array([1.0, 25.0])
+    grad = lambda p: scale * p  # noqa: E731  (gradient of the bowl)
+    start = np.array([-4.0, 1.0])
+    paths = {}
+    p = start.copy()
+    path = [p.copy()]
+    for _ in range(steps):
+        p = p - 0.075 * grad(p)
+        path.append(p.copy())
+    paths["gradient descent, lr 0.075"] = np.array(path)
+    params, state = {"p": start.copy()}, AdamState()
+    path = [start.copy()]
+    for _ in range(steps):
+        adam_step(params, {"p": grad(params["p"])}, state, lr=0.1)
+        path.append(params["p"].copy())
+    paths["Adam, lr 0.1"] = np.array(path)
+    xs, ys = np.meshgrid(np.linspace(-4.5, 1.5, 200), np.linspace(-1.3, 1.3, 120))
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    ax.contour(xs, ys, (xs ** 2 + 25 * ys ** 2) / 2, levels=12, colors="#c5cae9", linewidths=0.8)
+    for (label, path), colour in zip(paths.items(), ("#e65100", "#1a237e")):
+        ax.plot(path[:, 0], path[:, 1], "o-", ms=2.5, lw=1.2, color=colour, label=f"{label}, {steps} steps")
+    ax.plot([0], [0], "k*", ms=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    print(figure_html(fig, "gradient descent and Adam on a stretched quadratic bowl"))
+
+
+# ----------------------------------------------------------------------------- one training step
+
+#: One image of each class from the committed samples, for the training-step lesson.
+STEPS = 8
+
+
+@lru_cache(maxsize=None)
+def step_batch():
+    """(images (N, 3, 32, 32) float32, labels) — one committed sample per class, normalised with their own statistics."""
+    from data_pages import samples
+
+    images, labels, classes, _ = samples()
+    picks = [int(np.flatnonzero(labels == k)[0]) for k in range(len(classes))]
+    x = images[picks].astype(np.float32) / 255.0
+    x = (x - x.mean(axis=(0, 1, 2))) / x.std(axis=(0, 1, 2))
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), labels[picks].astype(np.int64)
+
+
+@lru_cache(maxsize=None)
+def step_run():
+    """``STEPS`` training steps of reference.network on one batch: (losses, first step's result, shapes)."""
+    from cifar_alexnet.recipes import ORIGINAL
+    from reference.adam import AdamState
+    from reference.network import init_params, train_step
+
+    rng = np.random.default_rng(0)
+    params = init_params(rng, np.float32)
+    x, labels = step_batch()
+    state, losses, first = AdamState(), [], None
+    for _ in range(STEPS):
+        result = train_step(params, state, x, labels, lr=ORIGINAL.lr, betas=ORIGINAL.betas, rng=rng)
+        losses.append(result.loss)
+        first = first or result
+    return losses, first
+
+
+@returns_printed
+def step_shapes() -> None:
+    """Forward and backward shapes for this batch, layer by layer, with each parameter's gradient norm."""
+    from reference.counts import count_layers
+
+    losses, first = step_run()
+    N = step_batch()[0].shape[0]
+    rows = []
+    for c in count_layers():
+        L = c.layer
+        grads = [f"`{k.rsplit('.', 1)[1]}` {fmt(first.grads[k].size)}: ‖g‖ = {np.linalg.norm(first.grads[k]):.3g}"
+                 for k in (f"{L.key}.weight", f"{L.key}.bias") if L.key and k in first.grads]
+        rows.append([L.name, shape_text((N,) + c.in_shape), shape_text((N,) + c.out_shape), "<br>".join(grads) or "–"])
+    print(md_table(["layer", "forward: in", "forward: out (= shape of ∂L/∂out)", "parameter gradients (first step)"],
+                   rows, "llll"))
+
+
+@returns_printed
+def step_figure() -> None:
+    import matplotlib.pyplot as plt
+
+    losses, _ = step_run()
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.plot(range(1, len(losses) + 1), losses, "o-", lw=2)
+    ax.set_xlabel("training step (the same batch every time)")
+    ax.set_ylabel("cross-entropy loss")
+    ax.axhline(np.log(10), color="#e65100", lw=1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    print(figure_html(fig, "the loss of one batch over repeated training steps"))
+
+
+def exercise(key: str):
+    from cifar_alexnet.recipes import ORIGINAL
+    from reference.counts import count_layers, totals
+    from reference.loss import softmax_cross_entropy
+
+    if key == "loss-uniform":
+        return f"{float(softmax_cross_entropy(np.zeros((1, 10)), np.array([3]))[0]):.4f}"
+    if key == "loss-worked":
+        return f"{loss_worked()[0]:.4f}"
+    if key == "grad-row-sum":
+        return f"{abs(loss_worked()[2].sum()):.0f}"
+    if key == "adam-first-step":
+        return f"{abs(adam_worked()[0][6]):.6f}"
+    if key == "adam-state":
+        return 2 * totals(count_layers())["weights"]
+    if key == "adam-vhat-factor":
+        return f"{1 / (1 - ORIGINAL.betas[1]):,.0f}"
+    if key == "step-batch-512-logits":
+        return f"{ORIGINAL.batch_size} × {count_layers()[-1].out_shape[0]}"
+    raise KeyError(key)
+
+
+def show_answer(key: str) -> str:
+    return answer(key, exercise(key))
