@@ -95,8 +95,8 @@ def runs_section() -> None:
                     "training time"], summary, "lllrrrrr"))
     for name, meta, history in runs:
         print(f'\n### Run `{name}` {{ #run-{name} }}\n')
-        print(md_table(["", ""], [[f"`{k}`", f"`{v}`" if not isinstance(v, (dict, list)) else f"`{v!r}`"]
-                                  for k, v in meta.items()], "ll"))
+        print(md_table(["field of meta.json", "value"], [[f"`{k}`", _code(v if not isinstance(v, (dict, list)) else repr(v))]
+                                                      for k, v in meta.items()], "ll"))
         with tempfile.TemporaryDirectory() as tmp:
             png = plot_history(history, Path(tmp) / "curves.png", compare_original=True, title=name)
             print()
@@ -133,6 +133,12 @@ def original_log_section() -> None:
               f"{r['test_acc']:.2f}"] for r in rows]
     print('??? note "The log as a table"\n')
     print(indent(md_table(["epoch", '"train" acc. (%)', "test acc. (%)"], table, "rrr")))
+
+
+def _code(value) -> str:
+    """A table cell showing ``value`` as code; an empty value as a dash (no empty code span)."""
+    text = str(value)
+    return f"`{text}`" if text else "–"
 
 
 def _flatten(value, prefix=""):
@@ -231,7 +237,7 @@ def results_section() -> None:
         print(md_table(["file", "benchmark", "device", "date", "ratios"], rows, "lllll"))
         for path, data in measured:
             rel = path.relative_to(REPO_ROOT).as_posix()
-            table = md_table(["field", "value"], [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else f"`{v}`"]
+            table = md_table(["field", "value"], [[f"`{k}`", f"{v:,.4g}" if isinstance(v, float) else _code(v)]
                                                   for k, v in _flatten(data)], "ll")
             print(f'\n??? note "All fields of `{rel}`"\n\n{indent(table)}\n')
     if smoke:
@@ -293,6 +299,14 @@ def fast_recipe_measured_on_gpu() -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def _uses_all_images(name: str) -> bool:
+    """True if recorded run ``name`` trained on the whole training split (no ``--limit-train``)."""
+    import json
+
+    config = RUNS_DIR / name / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("limit_train") is None
+
+
 @returns_printed
 def cpu_warning() -> None:
     """How long the default recipe takes on a CPU, from the throughput benchmark and the recorded CPU run."""
@@ -306,7 +320,7 @@ def cpu_warning() -> None:
                          f"step on a {data['cpu_count']}-core CPU ({data['data_variant']}, batch {data['batch_size']}; "
                          f"`{path.relative_to(REPO_ROOT).as_posix()}`).")
     for name, meta, history in recorded_runs():
-        if _run_recipe(name) == "original" and meta.get("device") == "cpu":
+        if _run_recipe(name) == "original" and meta.get("device") == "cpu" and _uses_all_images(name):
             epoch_s = sum(r["epoch_time_s"] for r in history) / len(history)
             rate = sum(r["images_per_s"] for r in history) / len(history)
             lines.append(f"The recorded run [`{name}`](training.md#run-{name}) trained at {rate:.0f} images/s on "
