@@ -58,16 +58,18 @@ def loss_figure() -> None:
     print(figure_html(fig, "softmax cross-entropy as a function of the right class's logit"))
 
 
-def overflow_demo() -> str:
-    """Large logits: the textbook formula overflows, the reference does not."""
+#: Logits for the overflow example: the first is far beyond exp's range.
+BIG_LOGITS = np.array([[1000.0, 0.0, -5.0]])
+BIG_LABEL = 1
+
+
+def overflow_values() -> tuple[float, float]:
+    """(textbook formula, reference) for BIG_LOGITS: the first overflows."""
     from reference.loss import softmax_cross_entropy
 
-    big = np.array([[1000.0, 0.0, -5.0]])
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        naive = -np.log(np.exp(big[0, 1]) / np.exp(big[0]).sum())
-    loss, _ = softmax_cross_entropy(big, np.array([1]))
-    return (f"For logits (1000, 0, −5) and label 1, `exp(1000)` overflows: the textbook formula gives "
-            f"**{naive}**; the reference gives **{float(loss):g}**.")
+        naive = -np.log(np.exp(BIG_LOGITS[0, BIG_LABEL]) / np.exp(BIG_LOGITS[0]).sum())
+    return float(naive), float(softmax_cross_entropy(BIG_LOGITS, np.array([BIG_LABEL]))[0])
 
 
 # ----------------------------------------------------------------------------- Adam
