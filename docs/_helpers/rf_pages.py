@@ -155,3 +155,35 @@ def rf_section(slug: str) -> None:
     print(rf_figure(last))
 
 
+
+
+@returns_printed
+def growth_figure() -> None:
+    """The field of one middle unit of every convolution and pooling output, nested, on the padded input."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from reference.architecture import LAYERS
+
+    allf = fields()
+    size = allf["Input"].size
+    windows = [L.name for L in LAYERS if L.kind in ("conv", "maxpool")]
+    middle = {name: (allf[name].size - 1) // 2 for name in windows}
+    spans = {name: allf[name].span(middle[name]) for name in windows}
+    low = min(lo for lo, _ in spans.values())
+    high = max(hi for _, hi in spans.values())
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor="#e8eefc", edgecolor="#3f51b5", lw=1.5))
+    for name, colour in zip(windows, plt.cm.viridis(np.linspace(0, 0.9, len(windows)))):
+        lo, hi = spans[name]
+        ax.add_patch(Rectangle((lo - 0.5, lo - 0.5), hi - lo + 1, hi - lo + 1, fill=False, edgecolor=colour, lw=2,
+                               label=f"{name}: r = {allf[name].r} (unit {middle[name]} of {allf[name].size})"))
+    ax.set_xlim(low - 1.5, high + 1.5)
+    ax.set_ylim(high + 1.5, low - 1.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("input column (0 … 31 is the image)")
+    ax.set_ylabel("input row")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    fig.tight_layout()
+    print(figure_html(fig, "receptive fields growing layer by layer"))
