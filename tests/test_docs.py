@@ -534,3 +534,21 @@ def test_exercise_answers_are_right(site):
                                         f"checks without an answer: {set(expected) - set(shown)}"
     wrong = {key: (shown[key], expected[key]) for key in expected if shown[key] != expected[key]}
     assert not wrong, f"shown vs expected: {wrong}"
+
+
+def test_helpers_import_with_the_one_line_setup_alone():
+    """Each page helper imports in a fresh interpreter given only the line every exec block starts with.
+
+    No PYTHONPATH, no hook: what a build under zensical (which runs no MkDocs hooks) provides.
+    """
+    helpers = sorted(p.stem for p in (DOCS / "_helpers").glob("*.py") if p.stem not in ("make_samples",))
+    code = 'import sys; sys.path.insert(0, "docs/_helpers")\n' + "\n".join(f"import {name}" for name in helpers)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MPLBACKEND")}
+    probe = "\nimport os, reference, cifar_alexnet\nprint(os.environ['MPLBACKEND'], reference.__file__, cifar_alexnet.__file__)"
+    run = subprocess.run([sys.executable, "-c", code + probe], cwd=REPO_ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    backend, *modules = run.stdout.split()
+    assert backend == "Agg"
+    for module in modules:  # this checkout's packages, not an installed copy elsewhere
+        assert Path(module).resolve().is_relative_to(REPO_ROOT), module
