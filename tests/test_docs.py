@@ -343,6 +343,19 @@ def test_pages_need_no_mkdocs_hook():
     assert not re.search(r"^repo_url\s*:", config, re.M)
 
 
+def test_search_index_holds_no_latex(site):
+    """Formulas reach the page as script elements that KaTeX renders; the search index leaves them out."""
+    import json
+
+    out, result, _ = site
+    assert result.returncode == 0
+    docs = json.loads((out / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    with_latex = [d["location"] for d in docs if re.search(r"\\(frac|sum|partial|mathbb|hat|sqrt)\b", d["text"])]
+    assert not with_latex, f"raw LaTeX in the search index: {with_latex[:10]}"
+    pages_with_math = [p for p in out.rglob("index.html") if 'type="math/tex' in p.read_text(encoding="utf-8")]
+    assert len(pages_with_math) >= 5, "no formulas found: is pymdownx.arithmatex still configured?"
+
+
 # ----------------------------------------------------------------------------- what the pages are made of
 
 
