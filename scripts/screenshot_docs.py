@@ -25,8 +25,8 @@ import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: The pages looked at by default: the home page, one layer page, the layer table.
-DEFAULT_PAGES = ("", "network/conv1/", "layer-table/")
+#: The pages looked at by default: the home page, the overview, one lesson, one stage page, the layer table.
+DEFAULT_PAGES = ("", "at-a-glance/", "lessons/convolution/", "network/conv1/", "layer-table/")
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
