@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from runs_table import RUNS_DIR, meta_field, percent, recorded_runs, run_config
 from site_kit import DOCS_DIR, REPO_ROOT, fence, figure_html, indent, md_table, png_html, returns_printed
 
 
-RUNS_DIR = DOCS_DIR / "runs"
 RESULTS_DIRS = (DOCS_DIR / "results", REPO_ROOT / "bench" / "results")
 
 
@@ -44,38 +44,9 @@ def recipe_table() -> None:
     print(md_table(["field"] + [f"`{n}`" for n in names], rows, "l" + "l" * len(names)))
 
 
-def recorded_runs() -> list[tuple[str, dict, list[dict]]]:
-    """``[(name, meta, history), ...]`` for every ``docs/runs/<name>/`` with both files."""
-    import json
-
-    runs = []
-    if RUNS_DIR.is_dir():
-        for folder in sorted(p for p in RUNS_DIR.iterdir() if p.is_dir()):
-            history_file, meta_file = folder / "history.json", folder / "meta.json"
-            if not history_file.is_file():
-                continue
-            if not meta_file.is_file():
-                raise FileNotFoundError(f"docs: {folder} has history.json but no meta.json (machine, device, data, "
-                                        "command, date)")
-            runs.append((folder.name, json.loads(meta_file.read_text()), json.loads(history_file.read_text())))
-    return runs
-
-
-def _meta_field(meta: dict, word: str) -> str:
-    """The first meta.json value whose key contains ``word`` ("data" matches "data_set", not "date")."""
-    for key, value in meta.items():
-        if word in key.lower():
-            return str(value)
-    return "?"
-
-
-def _percent(value) -> float:
-    return 100.0 * value if value <= 1.0 else float(value)
-
-
 @returns_printed
 def runs_section() -> None:
-    """Curves and a summary table per recorded run, or a plain statement that there is none."""
+    """Metadata and curves of each recorded run, or a plain statement that there is none."""
     import tempfile
 
     from cifar_alexnet.plots import plot_history
@@ -85,14 +56,6 @@ def runs_section() -> None:
         print("No measured run has been recorded in this repository yet (`docs/runs/` holds none), so this "
               "page shows no accuracy of this package. Only measured runs appear here.")
         return
-    summary = []
-    for name, meta, history in runs:
-        best = max(history, key=lambda r: r["test_acc"])
-        total_time = sum(r.get("epoch_time_s", 0.0) for r in history)
-        summary.append([f"[{name}](#run-{name})", _meta_field(meta, "data"), _meta_field(meta, "device"), len(history), f"{_percent(best['test_acc']):.2f} %",
-                        best["epoch"], f"{_percent(history[-1]['test_acc']):.2f} %", f"{total_time / 60:.1f} min"])
-    print(md_table(["run", "data", "device", "epochs", "best test acc.", "at epoch", "last test acc.",
-                    "training time"], summary, "lllrrrrr"))
     for name, meta, history in runs:
         print(f'\n### Run `{name}` {{ #run-{name} }}\n')
         print(md_table(["field of meta.json", "value"], [[f"`{k}`", _code(v if not isinstance(v, (dict, list)) else repr(v))]
@@ -248,10 +211,7 @@ def results_section() -> None:
 
 def _run_recipe(name: str) -> str | None:
     """The recipe of recorded run ``name``, from the ``config.json`` the trainer wrote (None if absent)."""
-    import json
-
-    config = RUNS_DIR / name / "config.json"
-    return json.loads(config.read_text()).get("recipe") if config.is_file() else None
+    return run_config(name).get("recipe") if (RUNS_DIR / name / "config.json").is_file() else None
 
 
 @returns_printed
@@ -271,8 +231,8 @@ def fast_recipe_status() -> None:
         best = max(history, key=lambda r: r["test_acc"])
         paragraphs.append(
             f"Its accuracy was measured on a CPU: run [`{name}`](#run-{name}) reached "
-            f"**{_percent(best['test_acc']):.2f} %** best test accuracy (epoch {best['epoch']} of {len(history)}; "
-            f"{_percent(history[-1]['test_acc']):.2f} % after the last) on {_meta_field(meta, 'data')}. The "
+            f"**{percent(best['test_acc']):.2f} %** best test accuracy (epoch {best['epoch']} of {len(history)}; "
+            f"{percent(history[-1]['test_acc']):.2f} % after the last) on {meta_field(meta, 'data')}. The "
             f"write-up's {original_best:.2f} % was measured on the official test set.")
     if not cpu_runs:
         paragraphs.append("No accuracy is claimed for it either.")
@@ -301,10 +261,7 @@ def fast_recipe_measured_on_gpu() -> bool:
 
 def _uses_all_images(name: str) -> bool:
     """True if recorded run ``name`` trained on the whole training split (no ``--limit-train``)."""
-    import json
-
-    config = RUNS_DIR / name / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("limit_train") is None
+    return (RUNS_DIR / name / "config.json").is_file() and run_config(name).get("limit_train") is None
 
 
 @returns_printed
@@ -324,7 +281,7 @@ def cpu_warning() -> None:
             epoch_s = sum(r["epoch_time_s"] for r in history) / len(history)
             rate = sum(r["images_per_s"] for r in history) / len(history)
             lines.append(f"The recorded run [`{name}`](training.md#run-{name}) trained at {rate:.0f} images/s on "
-                         f"{_meta_field(meta, 'machine')}, {epoch_s / 60:.1f} min per epoch of the full training set: "
+                         f"{meta_field(meta, 'machine')}, {epoch_s / 60:.1f} min per epoch of the full training set: "
                          f"the {ORIGINAL.epochs} epochs of the original recipe would take about "
                          f"**{ORIGINAL.epochs * epoch_s / 3600:.0f} hours** there.")
     if not lines:
