@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,7 +316,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             :func:`~cifar_alexnet.decode_cache.default_cache_dir`). The cache name carries
             the archive's SHA-256 (for a folder: a hash of every file's name, size and
             modification time), so a changed input is decoded again. It is written
-            atomically: an interrupted decode leaves no cache behind.
+            atomically: an interrupted decode leaves no cache behind. A cache that cannot be
+            read is decoded again and replaced; one that cannot be written (a read-only or full
+            disk) costs one ``warning:`` line on stderr, and the data is returned uncached.
         use_cache: ``False`` decodes every time and writes nothing.
 
     Returns:
@@ -345,6 +348,11 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
         raise DataError(f"{path}: no images found under train/<class>/ or test/<class>/. Add 32x32 RGB PNG/JPEG files.")
     train, test = _decode_image_folder(files, class_dirs, path, source)
     if cache_path is not None:
-        write_cache(cache_path, train, test)
+        try:
+            write_cache(cache_path, train, test)
+        except OSError as exc:  # read-only or full disk, a file where the folder should be: train anyway
+            print(f"warning: cannot write the decode cache {cache_path} ({describe_exception(exc)}); continuing "
+                  "without it, so the next run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) to a writable "
+                  "directory.", file=sys.stderr, flush=True)
     return train, test
 

@@ -3,7 +3,7 @@
 One test per kind of hostile input of issue 11: a corrupted gzip stream that still inflates,
 a corrupt member header taken for the end of the archive, data after the end, a member
 listed twice, a member or an archive far larger than a data set needs, a 144-megapixel
-PNG.
+PNG, and a decode cache that cannot be written.
 
 Where the danger is silent (altered data, exit 0), the test first shows that a plain
 ``tarfile`` loop, which stops at the end-of-archive marker, gives the altered or shortened
@@ -30,6 +30,7 @@ import pytest
 
 import cifar_alexnet.checked_tar as checked_tar
 from cifar_alexnet.data import DataError, load_cifar10, load_image_folder
+from cifar_alexnet.decode_cache import cache_file_for, read_cache
 from data_factories import (
     png_bytes,
     regzip_keeping_trailer,
@@ -369,3 +370,58 @@ def test_peak_memory_of_the_huge_png_stays_far_below_its_pixels(tmp_path, huge_p
     assert "refused:" in result.stdout and "refused before decoding" in result.stdout
     peak = int(result.stdout.split("peak MiB")[1])
     assert peak < 250, f"peak RSS {peak} MiB: the image seems to have been decoded"
+
+
+# ---------------------------------------------------------------------------------------
+# The decode cache: unwritable means uncached, never impossible
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_cache_folder_under_a_file_costs_one_warning_line(tmp_path, capsys):
+    """The cache cannot be created (ENOTDIR: root ignores permission bits, not this)."""
+    written = write_image_folder(tmp_path / "data", 1, 1, classes=("a", "b"))
+    (tmp_path / "a-file").write_text("not a folder")
+    _assert_loads_exactly(written, tmp_path / "a-file" / "cache")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("warning: cannot write the decode cache ") and "NotADirectoryError" in lines[0]
+    assert "continuing without it" in lines[0] and "CIFAR_ALEXNET_CACHE" in lines[0]
+
+
+def test_a_cache_file_that_cannot_be_replaced_costs_one_warning_line(tmp_path, capsys):
+    """A folder sits where the cache file goes (EISDIR when the finished file is moved into place)."""
+    written = write_image_folder(tmp_path / "data", 1, 1, as_tarball=True, classes=("a", "b"))
+    cache_dir = tmp_path / "cache"
+    cache_path, _ = cache_file_for(written.path, cache_dir)
+    cache_path.mkdir(parents=True)
+    _assert_loads_exactly(written, cache_dir)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: cannot write the decode cache"), lines
+    assert sorted(p.name for p in cache_dir.iterdir()) == [cache_path.name]  # no temporary file left behind
+
+
+def test_a_corrupt_cache_is_decoded_again_and_replaced(tmp_path):
+    written = write_image_folder(tmp_path / "data", 1, 1, as_tarball=True, classes=("a", "b"))
+    cache_dir = tmp_path / "cache"
+    cache_path, _ = cache_file_for(written.path, cache_dir)
+    cache_path.parent.mkdir()
+    cache_path.write_bytes(b"PK\x03\x04 not a zip")
+    _assert_loads_exactly(written, cache_dir)
+    train, _ = read_cache(cache_path)
+    np.testing.assert_array_equal(train.images, written.train_images)
+
+
+def test_training_with_an_unwritable_cache_succeeds_through_the_cli(tmp_path):
+    """The reported failure: a decode cache that cannot be written made training impossible."""
+    written = write_image_folder(tmp_path / "data", 1, 1, classes=("a", "b"))
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "CIFAR_ALEXNET_CACHE": str(tmp_path / "a-file" / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "cifar_alexnet", "train", "--data", str(written.root), "--out", str(tmp_path / "run"),
+         "--epochs", "1", "--batch-size", "2", "--hidden", "16", "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings_printed = [line for line in result.stderr.splitlines() if line.startswith("warning: cannot write")]
+    assert len(warnings_printed) == 1 and "Traceback" not in result.stderr
+    assert (tmp_path / "run" / "last.safetensors").is_file()
