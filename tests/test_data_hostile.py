@@ -425,3 +425,23 @@ def test_training_with_an_unwritable_cache_succeeds_through_the_cli(tmp_path):
     warnings_printed = [line for line in result.stderr.splitlines() if line.startswith("warning: cannot write")]
     assert len(warnings_printed) == 1 and "Traceback" not in result.stderr
     assert (tmp_path / "run" / "last.safetensors").is_file()
+
+
+def test_a_crc_damaged_archive_through_the_command(tmp_path):
+    """The reported failure end to end: ``cifar-alexnet train`` on a .tar.gz whose CRC no longer matches."""
+    written, name = _small_archive(tmp_path, "image folder")
+    gz = written.path.read_bytes()
+    tar = bytearray(gzip.decompress(gz))
+    member = _member(bytes(tar), name)
+    tar[member.offset_data + member.size // 2] ^= 0x10
+    written.path.write_bytes(regzip_keeping_trailer(gz, bytes(tar)))
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "CIFAR_ALEXNET_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "cifar_alexnet", "train", "--data", str(written.path), "--out", str(tmp_path / "run"),
+         "--epochs", "1", "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert str(written.path) in result.stderr and "CRC check failed" in result.stderr
+    assert not (tmp_path / "run" / "last.safetensors").exists()
