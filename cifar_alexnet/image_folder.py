@@ -32,7 +32,8 @@ Reading happens in three steps:
    loads skip steps 1 and 2.
 
 Some archives are recognised by their SHA-256 (:data:`KNOWN_ARCHIVES`) and get the label
-their numbers must carry, e.g. "CIFAR-10 (JPEG q75 copy)". Problems raise
+their numbers must carry, e.g. "CIFAR-10 (JPEG q75 copy)"; their listing must show the
+images per class they are known to hold (:data:`KNOWN_ARCHIVE_COUNTS`). Problems raise
 :class:`DataError` naming the file and the fix.
 """
 
@@ -53,11 +54,16 @@ from cifar_alexnet.checked_tar import read_tarball
 from cifar_alexnet.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
 from cifar_alexnet.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
 
-__all__ = ["KNOWN_ARCHIVES", "load_image_folder"]
+__all__ = ["KNOWN_ARCHIVES", "KNOWN_ARCHIVE_COUNTS", "load_image_folder"]
 
 #: Archives recognised by their SHA-256, with the label their numbers must carry.
 KNOWN_ARCHIVES = {
     "097287809041e0a666355dfce11470ba1b3f2631fe910d8793c716253f10b297": "CIFAR-10 (JPEG q75 copy)",
+}
+#: Images per class, ``(train, test)``, that each known archive holds; its listing is checked
+#: against them before anything is decoded.
+KNOWN_ARCHIVE_COUNTS = {
+    "097287809041e0a666355dfce11470ba1b3f2631fe910d8793c716253f10b297": (5_000, 1_000),
 }
 
 _SPLITS = ("train", "test")
@@ -254,8 +260,11 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
 
 
 def _decode_image_folder(files: list[_ImageFile], class_dirs: dict[str, set[str]], where: Path,
-                         source: str) -> tuple[ArrayDataset, ArrayDataset]:
-    """Check the layout, decode every image, return ``(train, test)``."""
+                         source: str, per_class: tuple[int, int] | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """Check the layout, decode every image, return ``(train, test)``.
+
+    ``per_class``: the ``(train, test)`` images per class the archive is known to hold, or None.
+    """
     for split in _SPLITS:
         if not class_dirs[split]:
             raise DataError(
@@ -285,6 +294,13 @@ def _decode_image_folder(files: list[_ImageFile], class_dirs: dict[str, set[str]
             raise DataError(
                 f"{where}: class folder(s) {', '.join(f'{split}/{c}/' for c in empty)} hold no images. Add images or "
                 "remove the folder from both train/ and test/."
+            )
+        promised = per_class[_SPLITS.index(split)] if per_class else None
+        if promised is not None and set(counts.values()) != {promised}:
+            wrong = ", ".join(f"{c}: {n:,}" for c, n in counts.items() if n != promised)
+            raise DataError(
+                f"{where}: {split}/ should hold {promised:,} images of every class ({source}), but holds {wrong}; "
+                "the archive is incomplete or was altered: re-download it."
             )
         images = _decode_all(chosen, where)  # (n, 32, 32, 3)
         labels = np.array([index[f.class_name] for f in chosen], dtype=np.int64)
@@ -346,7 +362,7 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
     files, class_dirs = _list_image_tarball(path) if path.is_file() else _list_image_folder(path)
     if not files and any(class_dirs.values()):
         raise DataError(f"{path}: no images found under train/<class>/ or test/<class>/. Add 32x32 RGB PNG/JPEG files.")
-    train, test = _decode_image_folder(files, class_dirs, path, source)
+    train, test = _decode_image_folder(files, class_dirs, path, source, KNOWN_ARCHIVE_COUNTS.get(sha or ""))
     if cache_path is not None:
         try:
             write_cache(cache_path, train, test)

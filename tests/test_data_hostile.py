@@ -445,3 +445,20 @@ def test_a_crc_damaged_archive_through_the_command(tmp_path):
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert str(written.path) in result.stderr and "CRC check failed" in result.stderr
     assert not (tmp_path / "run" / "last.safetensors").exists()
+
+
+def test_a_known_archive_must_hold_the_images_per_class_it_promises(tmp_path, monkeypatch):
+    """Checked from the listing, before decoding; here a small archive plays a known one."""
+    import cifar_alexnet.image_folder as image_folder
+    from cifar_alexnet.decode_cache import sha256_file
+
+    written = write_image_folder(tmp_path / "data", 2, 1, as_tarball=True, classes=("a", "b"))
+    sha = sha256_file(written.path)
+    monkeypatch.setitem(image_folder.KNOWN_ARCHIVES, sha, "a known test archive")
+    monkeypatch.setitem(image_folder.KNOWN_ARCHIVE_COUNTS, sha, (3, 1))
+    with pytest.raises(DataError, match=r"train/ should hold 3 images of every class \(a known test archive\), but "
+                                        r"holds a: 2, b: 2; the archive is incomplete"):
+        load_cifar10(written, cache_dir=tmp_path / "cache")
+    monkeypatch.setitem(image_folder.KNOWN_ARCHIVE_COUNTS, sha, (2, 1))
+    train, test = load_cifar10(written, cache_dir=tmp_path / "cache")
+    assert train.source == "a known test archive" and len(train) == 4 and len(test) == 2
