@@ -39,7 +39,7 @@ from typing import BinaryIO, Callable
 from cifar_alexnet.array_dataset import DataError, describe_exception
 from cifar_alexnet.limits import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, format_bytes
 
-__all__ = ["TarContents", "read_tarball", "safe_relative"]
+__all__ = ["TarContents", "read_tarball"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
@@ -61,7 +61,7 @@ class TarContents:
     directories: set[str] = field(default_factory=set)
 
 
-def safe_relative(name: str, where: Path) -> str:
+def _safe_relative(name: str, where: Path) -> str:
     """Normalise a tar member name; refuse absolute paths and ``..`` (path traversal)."""
     norm = posixpath.normpath(name.replace("\\", "/"))  # "a/./b/../c" -> "a/c"; a leading ".." stays
     if norm.startswith("/") or norm == ".." or norm.startswith("../"):
@@ -108,17 +108,16 @@ class _BoundedStream:
         return data
 
     def read_to_end(self, chunk: int = 1 << 20) -> int:
-        """Read what is left; returns the offset of its first non-zero byte, or -1 if all are zero."""
-        first_nonzero = -1
+        """Read what is left (within the limit); the offset of its first non-zero byte, or -1 if all are zero."""
         while True:
             room = self._limit - self._pos
             data = self._stream.read(min(chunk, room) if room > 0 else 1)
             if not data:
-                return first_nonzero
+                return -1
             if room <= 0:
                 raise _TooLarge(self._pos + 1)
-            if first_nonzero < 0 and data.count(0) != len(data):
-                first_nonzero = self._pos + next(i for i, byte in enumerate(data) if byte)
+            if data.count(0) != len(data):
+                return self._pos + len(data) - len(data.lstrip(b"\0"))
             self._pos += len(data)
 
 
@@ -170,7 +169,7 @@ def read_tarball(path: Path, keep: Callable[[str], bool], *, max_member_bytes: i
                             f"{path}: more than {MAX_ARCHIVE_MEMBERS:,} entries (MAX_ARCHIVE_MEMBERS in "
                             f"cifar_alexnet/limits.py); refused before listing more; {fix}"
                         )
-                    rel = safe_relative(member.name, path)
+                    rel = _safe_relative(member.name, path)
                     if member.isdir():
                         contents.directories.add(rel)
                         continue
