@@ -50,6 +50,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cifar_alexnet.array_dataset import IMAGE_SHAPE, ArrayDataset, DataError, describe_exception
+from cifar_alexnet.atomic import DiskFullError
 from cifar_alexnet.checked_tar import read_tarball
 from cifar_alexnet.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
 from cifar_alexnet.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
@@ -333,8 +334,10 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             the archive's SHA-256 (for a folder: a hash of every file's name, size and
             modification time), so a changed input is decoded again. It is written
             atomically: an interrupted decode leaves no cache behind. A cache that cannot be
-            read is decoded again and replaced; one that cannot be written (a read-only or full
-            disk) costs one ``warning:`` line on stderr, and the data is returned uncached.
+            read is decoded again and replaced; one that cannot be written (a read-only file
+            system, no permission, a file in the way) costs one ``warning:`` line on stderr,
+            and the data is returned uncached. A full disk raises
+            :class:`~cifar_alexnet.atomic.DiskFullError`, as it does for every file written.
         use_cache: ``False`` decodes every time and writes nothing.
 
     Returns:
@@ -366,7 +369,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
     if cache_path is not None:
         try:
             write_cache(cache_path, train, test)
-        except OSError as exc:  # read-only or full disk, a file where the folder should be: train anyway
+        except DiskFullError:  # like every other write: one clear error, nothing partial left
+            raise
+        except OSError as exc:  # read-only, no permission, a file where the folder should be: go on uncached
             print(f"warning: cannot write the decode cache {cache_path} ({describe_exception(exc)}); continuing "
                   "without it, so the next run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) to a writable "
                   "directory.", file=sys.stderr, flush=True)
