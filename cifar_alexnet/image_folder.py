@@ -14,8 +14,12 @@ names sorted alphabetically, label ``i`` for the ``i``-th, which for the ten CIF
 is the official order. Both splits must have the same class folders, none of them empty.
 
 The folder may also be packed as a ``.tar``, ``.tar.gz`` or ``.tgz``. It is then read in
-memory, never extracted, and a member whose path is absolute or climbs out with ``..``
-("path traversal") is refused.
+memory, never extracted, and checked end to end by :mod:`cifar_alexnet.checked_tar`: a
+member whose path is absolute or climbs out with ``..`` ("path traversal") is refused, and
+so is a gzip stream whose CRC-32 or length does not match, a corrupt header, or anything
+after the end of the archive. Sizes are bounded (:mod:`cifar_alexnet.limits`): an image
+file by its byte count before it is read, an image by its width and height before it is
+decoded, the archive by what it inflates to.
 
 Reading happens in three steps:
 
@@ -28,7 +32,8 @@ Reading happens in three steps:
    loads skip steps 1 and 2.
 
 Some archives are recognised by their SHA-256 (:data:`KNOWN_ARCHIVES`) and get the label
-their numbers must carry, e.g. "CIFAR-10 (JPEG q75 copy)". Problems raise
+their numbers must carry, e.g. "CIFAR-10 (JPEG q75 copy)"; their listing must show the
+images per class they are known to hold (:data:`KNOWN_ARCHIVE_COUNTS`). Problems raise
 :class:`DataError` naming the file and the fix.
 """
 
@@ -36,9 +41,8 @@ from __future__ import annotations
 
 import io
 import os
-import posixpath
-import tarfile
-import zlib
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -46,13 +50,21 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cifar_alexnet.array_dataset import IMAGE_SHAPE, ArrayDataset, DataError, describe_exception
+from cifar_alexnet.atomic import DiskFullError
+from cifar_alexnet.checked_tar import read_tarball
 from cifar_alexnet.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
+from cifar_alexnet.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
 
-__all__ = ["KNOWN_ARCHIVES", "load_image_folder"]
+__all__ = ["KNOWN_ARCHIVES", "KNOWN_ARCHIVE_COUNTS", "load_image_folder"]
 
 #: Archives recognised by their SHA-256, with the label their numbers must carry.
 KNOWN_ARCHIVES = {
     "097287809041e0a666355dfce11470ba1b3f2631fe910d8793c716253f10b297": "CIFAR-10 (JPEG q75 copy)",
+}
+#: Images per class, ``(train, test)``, that each known archive holds; its listing is checked
+#: against them before anything is decoded.
+KNOWN_ARCHIVE_COUNTS = {
+    "097287809041e0a666355dfce11470ba1b3f2631fe910d8793c716253f10b297": (5_000, 1_000),
 }
 
 _SPLITS = ("train", "test")
@@ -72,17 +84,6 @@ class _ImageFile:
     class_name: str
     name: str  # path relative to the folder root, for messages and sorting
     read: Callable[[], bytes]
-
-
-def _safe_relative(name: str, where: Path) -> str:
-    """Normalise a tar member name; refuse absolute paths and ``..`` (path traversal)."""
-    norm = posixpath.normpath(name.replace("\\", "/"))  # "a/./b/../c" -> "a/c"; a leading ".." stays
-    if norm.startswith("/") or norm == ".." or norm.startswith("../"):
-        raise DataError(
-            f"{where}: member {name!r} points outside the archive (absolute path or '..'); refusing to read an "
-            "archive built to escape its folder. Rebuild it with relative paths train/<class>/<file>."
-        )
-    return "" if norm == "." else norm
 
 
 def _split_layout(relative_paths: Iterable[str]) -> str:
@@ -126,34 +127,47 @@ def _list_image_folder(root: Path) -> tuple[list[_ImageFile], dict[str, set[str]
         if parsed is None or parsed[2].startswith(".") or not (root / rel).is_file():
             continue
         split, class_name, _ = parsed
-        path = root / rel
-        files.append(_ImageFile(split, class_name, rel, path.read_bytes))
+        files.append(_ImageFile(split, class_name, rel, _bounded_reader(root / rel, f"{root}/{rel}")))
     return files, class_dirs
+
+
+def _bounded_reader(path: Path, where: str) -> Callable[[], bytes]:
+    """A function that reads ``path``, refusing it if it holds more than MAX_IMAGE_FILE_BYTES."""
+
+    def read() -> bytes:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_IMAGE_FILE_BYTES + 1)
+        if len(data) > MAX_IMAGE_FILE_BYTES:
+            raise DataError(
+                f"{where}: larger than the {format_bytes(MAX_IMAGE_FILE_BYTES)} allowed for an image file "
+                "(cifar_alexnet/limits.py; a 32x32 PNG is about 3 KB); refused without reading it whole. Replace it "
+                "with a 32x32 RGB PNG or JPEG, or delete it."
+            )
+        return data
+
+    return read
+
+
+def _may_hold_images(rel: str) -> bool:
+    """True for ``<split>/<class>/<file>`` and ``<top>/<split>/<class>/<file>``: the paths worth reading."""
+    parts = rel.split("/")
+    return (len(parts) == 3 and parts[0] in _SPLITS) or (len(parts) == 4 and parts[1] in _SPLITS)
 
 
 def _list_image_tarball(path: Path) -> tuple[list[_ImageFile], dict[str, set[str]]]:
     """Image files and class folders of an image folder packed as a (gzipped) tarball.
 
-    Members are read into memory; nothing is extracted to disk.
+    The files that may be images are read into memory, each refused beyond
+    MAX_IMAGE_FILE_BYTES by its header; nothing is extracted to disk. The archive is checked
+    end to end by :func:`cifar_alexnet.checked_tar.read_tarball` (gzip CRC and length,
+    end-of-archive marker, nothing after it).
     """
-    contents: dict[str, bytes] = {}
-    directories: set[str] = set()
-    try:
-        with tarfile.open(path, mode="r:*") as archive:
-            for member in archive:
-                rel = _safe_relative(member.name, path)
-                if member.isdir():
-                    directories.add(rel)
-                elif member.isfile():
-                    contents[rel] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{path}: corrupt or truncated archive ({describe_exception(exc)}); re-download or re-create it "
-            "(tar czf data.tar.gz train test)"
-        ) from None
-    prefix = _split_layout(list(contents) + [d + "/x" for d in directories])
+    tar = read_tarball(path, _may_hold_images, max_member_bytes=MAX_IMAGE_FILE_BYTES, member_kind="an image file",
+                       fix="re-download or re-create it (tar czf data.tar.gz train test)")
+    contents, directories = tar.files, tar.directories
+    prefix = _split_layout(tar.file_names + [d + "/x" for d in directories])
     class_dirs: dict[str, set[str]] = {s: set() for s in _SPLITS}
-    for rel in list(contents) + [d + "/" for d in directories]:
+    for rel in tar.file_names + [d + "/" for d in directories]:
         parts = rel[len(prefix):].split("/") if rel.startswith(prefix) else []
         if len(parts) >= 2 and parts[0] in _SPLITS and parts[1] and not parts[1].startswith("."):
             if len(parts) >= 3 or rel.endswith("/"):
@@ -177,25 +191,36 @@ def _decode_image(raw: bytes, where: str) -> np.ndarray:
 
     Images that are not 32x32 or not RGB are refused rather than converted: a silent resize
     or grayscale-to-RGB conversion would change the data (and its statistics) behind the
-    user's back. The message says how to convert the file.
+    user's back. The message says how to convert the file. The size is read from the header
+    (``Image.open`` reads nothing more) and checked before the pixels are decoded, so an
+    image of any other size, a 144-megapixel PNG included, costs only its header. Only
+    Pillow's PNG and JPEG readers are tried, whatever the file's suffix.
     """
     from PIL import Image, UnidentifiedImageError
 
-    try:  # (DecompressionBombError: an absurdly large image, refused by PIL before decoding)
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()  # decodes now, so truncated files fail here
+    resize_hint = "Resize it first, e.g. PIL.Image.open(path).convert('RGB').resize((32, 32)).save(path)."
+    try:
+        with Image.open(io.BytesIO(raw), formats=("PNG", "JPEG")) as image:
             mode, size = image.mode, image.size
-            array = np.asarray(image) if mode == "RGB" and size == (32, 32) else None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            if size != IMAGE_SIZE:
+                raise DataError(
+                    f"{where}: image is {size[0]}x{size[1]} pixels, expected {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}. "
+                    f"{resize_hint}"
+                )
+            image.load()  # decodes now, so truncated files fail here
+            array = np.asarray(image) if mode == "RGB" else None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # see _decode_all
+        raise DataError(
+            f"{where}: image is far larger than {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} pixels ({describe_exception(exc)}); "
+            f"refused before decoding. {resize_hint}"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(
             f"{where}: cannot decode the image ({describe_exception(exc)}); the file is corrupt or truncated. "
             "Replace it with a valid 32x32 RGB PNG or JPEG, or delete it."
         ) from None
-    if size != (32, 32):
-        raise DataError(
-            f"{where}: image is {size[0]}x{size[1]} pixels, expected 32x32. Resize it first, e.g. "
-            "PIL.Image.open(path).convert('RGB').resize((32, 32)).save(path)."
-        )
     if mode != "RGB":
         raise DataError(
             f"{where}: image mode is {mode!r}, expected 'RGB' (3 channels). Convert it first, e.g. "
@@ -223,15 +248,24 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
         workers = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         workers = os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, 8))) as pool:
+    from PIL import Image
+
+    # Pillow warns (DecompressionBombWarning) when it opens an image of more than about 89
+    # megapixels; as an error, _decode_image turns it into a DataError instead of a stray
+    # warning. The filter is process-wide, so it is set here, around all the threads.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, min(workers, 8))) as pool:
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         for finished in pool.map(decode_chunk, range(0, len(files), chunk)):  # re-raises in chunk order
             pass
     return images
 
 
 def _decode_image_folder(files: list[_ImageFile], class_dirs: dict[str, set[str]], where: Path,
-                         source: str) -> tuple[ArrayDataset, ArrayDataset]:
-    """Check the layout, decode every image, return ``(train, test)``."""
+                         source: str, per_class: tuple[int, int] | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """Check the layout, decode every image, return ``(train, test)``.
+
+    ``per_class``: the ``(train, test)`` images per class the archive is known to hold, or None.
+    """
     for split in _SPLITS:
         if not class_dirs[split]:
             raise DataError(
@@ -261,6 +295,13 @@ def _decode_image_folder(files: list[_ImageFile], class_dirs: dict[str, set[str]
             raise DataError(
                 f"{where}: class folder(s) {', '.join(f'{split}/{c}/' for c in empty)} hold no images. Add images or "
                 "remove the folder from both train/ and test/."
+            )
+        promised = per_class[_SPLITS.index(split)] if per_class else None
+        if promised is not None and set(counts.values()) != {promised}:
+            wrong = ", ".join(f"{c}: {n:,}" for c, n in counts.items() if n != promised)
+            raise DataError(
+                f"{where}: {split}/ should hold {promised:,} images of every class ({source}), but holds {wrong}; "
+                "the archive is incomplete or was altered: re-download it."
             )
         images = _decode_all(chosen, where)  # (n, 32, 32, 3)
         labels = np.array([index[f.class_name] for f in chosen], dtype=np.int64)
@@ -292,7 +333,11 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             :func:`~cifar_alexnet.decode_cache.default_cache_dir`). The cache name carries
             the archive's SHA-256 (for a folder: a hash of every file's name, size and
             modification time), so a changed input is decoded again. It is written
-            atomically: an interrupted decode leaves no cache behind.
+            atomically: an interrupted decode leaves no cache behind. A cache that cannot be
+            read is decoded again and replaced; one that cannot be written (a read-only file
+            system, no permission, a file in the way) costs one ``warning:`` line on stderr,
+            and the data is returned uncached. A full disk raises
+            :class:`~cifar_alexnet.atomic.DiskFullError`, as it does for every file written.
         use_cache: ``False`` decodes every time and writes nothing.
 
     Returns:
@@ -300,8 +345,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
         copy)" for the copy in ``shared/data``) or ``"image folder <name>"``.
 
     Raises:
-        DataError: corrupt archive or image, wrong image size or mode, empty class folder,
-            train/test classes differ, no images.
+        DataError: corrupt, truncated or altered archive, corrupt image, image or archive
+            member over the limits of :mod:`cifar_alexnet.limits`, wrong image size or mode,
+            empty class folder, train/test classes differ, no images.
     """
     path = Path(path)
     if not path.exists():
@@ -319,8 +365,15 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
     files, class_dirs = _list_image_tarball(path) if path.is_file() else _list_image_folder(path)
     if not files and any(class_dirs.values()):
         raise DataError(f"{path}: no images found under train/<class>/ or test/<class>/. Add 32x32 RGB PNG/JPEG files.")
-    train, test = _decode_image_folder(files, class_dirs, path, source)
+    train, test = _decode_image_folder(files, class_dirs, path, source, KNOWN_ARCHIVE_COUNTS.get(sha or ""))
     if cache_path is not None:
-        write_cache(cache_path, train, test)
+        try:
+            write_cache(cache_path, train, test)
+        except DiskFullError:  # like every other write: one clear error, nothing partial left
+            raise
+        except OSError as exc:  # read-only, no permission, a file where the folder should be: go on uncached
+            print(f"warning: cannot write the decode cache {cache_path} ({describe_exception(exc)}); continuing "
+                  "without it, so the next run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) to a writable "
+                  "directory.", file=sys.stderr, flush=True)
     return train, test
 

@@ -30,7 +30,12 @@ Reading it safely:
   the unpacked folder. With ``verify=False`` only the structure is checked (batch names,
   keys, shapes, dtypes, label range) -- that is how archives in the official *format* but
   with other contents (the test suite's small ones) are read, through the same code.
-* **Nothing is written.** The tarball is read in memory, never extracted.
+* **Bounded and complete.** The tarball is read in memory, never extracted, through
+  :func:`cifar_alexnet.checked_tar.read_tarball`: its gzip CRC-32 and length are checked
+  (also with ``verify=False``), a corrupt header or anything after the end of the archive
+  is refused, and a batch file larger than
+  :data:`~cifar_alexnet.limits.MAX_BATCH_FILE_BYTES` is refused by its header (or its
+  size, unpacked) before it is read. Nothing is written.
 
 :func:`load_official_archive` reads the tarball or the folder; :func:`download_official_archive`
 fetches the tarball with torchvision. Problems raise :class:`DataError` naming the file and
@@ -43,15 +48,14 @@ import hashlib
 import io
 import os
 import pickle
-import posixpath
-import tarfile
-import zlib
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from cifar_alexnet.array_dataset import CIFAR10_CLASSES, ArrayDataset, DataError, describe_exception
+from cifar_alexnet.checked_tar import read_tarball
+from cifar_alexnet.limits import MAX_BATCH_FILE_BYTES, format_bytes
 
 __all__ = [
     "OFFICIAL_ARCHIVE_NAME",
@@ -222,19 +226,11 @@ class _OfficialFiles:
 
     @staticmethod
     def _read_tarball(path: Path) -> dict[str, bytes]:
+        """The seven files, each refused beyond MAX_BATCH_FILE_BYTES by its header; the archive checked end to end."""
         wanted = {f"{OFFICIAL_FOLDER}/{name}" for name in TRAIN_BATCHES + TEST_BATCHES + (META_FILE,)}
-        members: dict[str, bytes] = {}
-        try:
-            with tarfile.open(path, mode="r:*") as archive:
-                for member in archive:
-                    name = posixpath.normpath(member.name)
-                    if name in wanted and member.isfile():
-                        members[name.split("/", 1)[1]] = archive.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"{path}: corrupt or truncated archive ({describe_exception(exc)}); {_FIX_OFFICIAL}"
-            ) from None
-        return members
+        tar = read_tarball(path, wanted.__contains__, max_member_bytes=MAX_BATCH_FILE_BYTES,
+                           member_kind="a CIFAR-10 batch file", fix=_FIX_OFFICIAL)
+        return {name.split("/", 1)[1]: data for name, data in tar.files.items()}
 
     def names_missing(self) -> list[str]:
         names = TRAIN_BATCHES + TEST_BATCHES + (META_FILE,)
@@ -246,7 +242,21 @@ class _OfficialFiles:
         return f"{self.path}:{OFFICIAL_FOLDER}/{name}" if self.is_tarball else str(self.path / name)
 
     def read(self, name: str) -> bytes:
-        return self._members[name] if self.is_tarball else (self.path / name).read_bytes()
+        if self.is_tarball:
+            return self._members[name]
+        data = b""
+        too_large = (self.path / name).stat().st_size > MAX_BATCH_FILE_BYTES
+        if not too_large:
+            with open(self.path / name, "rb") as handle:  # bounded: the file may have grown since
+                data = handle.read(MAX_BATCH_FILE_BYTES + 1)
+            too_large = len(data) > MAX_BATCH_FILE_BYTES
+        if too_large:
+            raise DataError(
+                f"{self.where(name)}: larger than the {format_bytes(MAX_BATCH_FILE_BYTES)} allowed for a CIFAR-10 "
+                f"batch file (cifar_alexnet/limits.py; an official batch is 31 MB); refused without reading it "
+                f"whole; {_FIX_OFFICIAL}"
+            )
+        return data
 
 
 

@@ -8,6 +8,11 @@
 * :func:`write_image_folder`: ``train/<class>/NNNN.png|jpg`` and ``test/<class>/...``,
   optionally packed as a ``.tar.gz``.
 
+And the raw bytes hostile-input tests start from: :func:`png_bytes` (a valid PNG of any
+size, built without holding its pixels), :func:`tar_header_offsets` (where each member's
+header sits in a tar) and :func:`regzip_keeping_trailer` (a gzip stream of other contents
+that keeps the original CRC-32 and length, as a corruption of the deflate data leaves it).
+
 Both return a :class:`SyntheticData`: usable wherever a path is (it implements
 ``os.PathLike``), and carrying the arrays a correct loader must return.
 
@@ -18,11 +23,13 @@ Both return a :class:`SyntheticData`: usable wherever a path is (it implements
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import pickle
 import struct
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,6 +46,9 @@ __all__ = [
     "python2_pickle",
     "hwc_to_official_rows",
     "tar_directory",
+    "png_bytes",
+    "tar_header_offsets",
+    "regzip_keeping_trailer",
 ]
 
 
@@ -252,3 +262,39 @@ def write_image_folder(root: str | os.PathLike, n_per_class_train: int = 3, n_pe
         folder.rmdir()
     return SyntheticData(path, root, expected["train"][0], expected["train"][1], expected["test"][0],
                          expected["test"][1], sorted_classes)
+
+
+# ---------------------------------------------------------------------------------------
+# Raw bytes for hostile inputs
+# ---------------------------------------------------------------------------------------
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    """A valid all-black 8-bit RGB PNG of ``width`` x ``height``, compressed row by row.
+
+    A 12000 x 12000 image (144 megapixels, 432 MB of pixels) comes out at about 420 KB and
+    is built in a few seconds without ever holding its pixels.
+    """
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 3 * width)  # filter type 0, then R, G, B of every pixel
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits per sample, colour type 2: RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def tar_header_offsets(tar: bytes) -> list[int]:
+    """Byte offsets of every member's header block in an uncompressed tar."""
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
+        return [member.offset for member in archive]
+
+
+def regzip_keeping_trailer(original_gz: bytes, new_tar: bytes) -> bytes:
+    """``new_tar`` gzipped, but with ``original_gz``'s trailer (CRC-32 and length of the original).
+
+    What a corruption of the deflate data that still inflates looks like: every layer above
+    gzip is well formed, and only the trailer says the inflated bytes are not the original.
+    """
+    return gzip.compress(new_tar, mtime=0)[:-8] + original_gz[-8:]

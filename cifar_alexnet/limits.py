@@ -1,0 +1,61 @@
+"""How large the files the data readers accept may be: each bound with the size it guards against.
+
+A data file's size is checked before the reader holds it in memory: an image file's or a
+batch file's byte count from the tar header or from ``stat``, an image's width and height
+from its header (Pillow's ``Image.open`` reads only the header; the pixels are decoded by
+``load()``), an archive's uncompressed length while it is being decompressed. So a small
+``.tar.gz`` that inflates to gigabytes, or a PNG of 144 megapixels, is refused after reading
+a few hundred bytes of it, with a :class:`~cifar_alexnet.array_dataset.DataError` that names
+the file, the member and the limit.
+
+The bounds leave a wide margin over real CIFAR-10 (numbers from the JPEG copy in
+``shared/data`` and from the official archive's file list):
+
+=============================  ==========  ================================================
+limit                          value       CIFAR-10 itself
+=============================  ==========  ================================================
+``MAX_IMAGE_FILE_BYTES``       1 MiB       one JPEG q75 image: at most 1,124 bytes
+``IMAGE_SIZE``                 32 x 32     every image (the readers accept nothing else)
+``MAX_BATCH_FILE_BYTES``       64 MiB      one official batch: 31,035,704 bytes
+``MAX_ARCHIVE_BYTES``          1 GiB       the JPEG copy's tar: 92,692,480 bytes;
+                                           the official tar: about 186 MB
+``MAX_ARCHIVE_MEMBERS``        1,000,000   60,000 images and 22 folders
+=============================  ==========  ================================================
+
+A data set that is genuinely larger (a bigger image-folder data set, say) needs these raised
+here; nothing else in the package assumes their values.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAX_IMAGE_FILE_BYTES", "IMAGE_SIZE", "MAX_BATCH_FILE_BYTES", "MAX_ARCHIVE_BYTES", "MAX_ARCHIVE_MEMBERS",
+           "format_bytes"]
+
+#: Largest image file (PNG/JPEG) an image folder may hold, in bytes. A 32x32 RGB image is
+#: 3,072 bytes of pixels; PNG stores it in about 3 KB, JPEG q75 in about 1 KB.
+MAX_IMAGE_FILE_BYTES = 1 << 20
+
+#: Width and height, in pixels, every image must have; read from the header before decoding,
+#: so an image of any other size costs only its header.
+IMAGE_SIZE = (32, 32)
+
+#: Largest file of the official format (``data_batch_*``, ``test_batch``, ``batches.meta``),
+#: in bytes: twice an official batch (10,000 images of 3,072 bytes, plus labels and file names).
+MAX_BATCH_FILE_BYTES = 64 << 20
+
+#: Largest uncompressed length of a ``.tar``/``.tar.gz``, in bytes, counted while it is
+#: decompressed (headers, members, padding and whatever follows the end-of-archive marker).
+MAX_ARCHIVE_BYTES = 1 << 30
+
+#: Most entries (files, folders, links) a tarball may list; Python's tarfile keeps one
+#: ``TarInfo`` per entry in memory.
+MAX_ARCHIVE_MEMBERS = 1_000_000
+
+
+def format_bytes(n: int) -> str:
+    """``1048576`` -> ``"1 MiB"``; ``3221225472`` -> ``"3 GiB"``; small counts in bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            value = n / (1 << shift)
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
