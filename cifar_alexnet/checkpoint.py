@@ -28,7 +28,7 @@ The JSON encoding of nested Python values is written once, in :func:`_to_json_tr
 that they come back as exactly the same types (``optimizer.load_state_dict`` and
 ``random.setstate`` care).
 
-Every write goes through :func:`cifar_alexnet.atomic.atomic_path`: a crash or a full disk
+Every write goes through :func:`cifar_alexnet.runtime.atomic.atomic_path`: a crash or a full disk
 in the middle of saving leaves the previous checkpoint intact.
 """
 
@@ -51,7 +51,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from cifar_alexnet.atomic import atomic_path
+from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.model import AlexNet, load_original_state_dict
 
 __all__ = [

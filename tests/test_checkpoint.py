@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import cifar_alexnet.checkpoint as ckpt_mod
-from cifar_alexnet.atomic import DiskFullError
+from cifar_alexnet.runtime.atomic import DiskFullError
 from cifar_alexnet.checkpoint import (
     CheckpointError,
     capture_rng_state,
