@@ -1,46 +1,33 @@
 """``cifar-alexnet train``: train the modified AlexNet on CIFAR-10, read from top to bottom.
 
 :func:`train` is the whole run: the set-up, then for every epoch :func:`train_epoch` (one
-:func:`train_step` per batch), an evaluation on the test set, the epoch's row of the history,
-the checkpoints and the run files. Signals, atomic writes, devices and multi-process helpers
-live in :mod:`cifar_alexnet.runtime`; the options and the recipes in :mod:`cifar_alexnet.recipes`.
+:func:`train_step` per batch), the test-set evaluation, the epoch's row of the history and
+the run files (:mod:`cifar_alexnet.run_dir`). Options and recipes: :mod:`cifar_alexnet.recipes`;
+data and loaders: :mod:`cifar_alexnet.training_data`; signals, atomic writes, devices and
+multi-process helpers: :mod:`cifar_alexnet.runtime`.
 
-Conventions:
+Conventions: epochs count from 1; a checkpoint's ``meta["epoch"]`` is the number of
+*completed* epochs and ``meta["step"]`` the steps done in the next one (0 at an epoch's end).
+"Train loss/accuracy" is the running value over the augmented batches in train mode (what the
+optimizer saw); ``--eval-train`` adds the original's eval-mode pass over them. The test loss
+is plain cross-entropy even with label smoothing. The batch size is the global batch of all
+processes; only rank 0 writes files and prints.
 
-* the data is normalised with the *training* split's per-channel mean and std (the
-  original's z-score); a resumed run keeps the stored values;
-* epochs are counted from 1; ``meta["epoch"]`` in a checkpoint is the number of *completed*
-  epochs and ``meta["step"]`` the number of steps done in the next one (0 at an epoch's end);
-* "train loss/accuracy" is the running value over the augmented training batches in train
-  mode (dropout on) -- what the optimizer saw; ``--eval-train`` adds the original notebook's
-  eval-mode pass over the augmented training set (its "train accuracy");
-* the test loss is plain cross-entropy even when training uses label smoothing;
-* the batch size is the global batch of all processes (:mod:`cifar_alexnet.runtime.distributed`);
-* every file is written atomically: a crash, even ``kill -9`` in the middle of a write,
-  leaves the previous version intact. Only rank 0 writes.
-
-Stopping early: SIGINT (Ctrl-C) or SIGTERM finish the current step, save a mid-epoch
-checkpoint and exit with 130 / 143 after printing the command that resumes the run. A
-non-finite loss stops the run with a message naming the epoch and step; the last good
-checkpoint is kept.
-
-Resuming (``--resume RUN_DIR``) restores model, optimizer, every random generator, the
-history and the best accuracy. Inside an epoch, the training loader re-draws the interrupted
-epoch and skips the steps already done (its ``state_dict``), so on a CPU with
-``--deterministic`` an interrupted-and-resumed run ends bit-identical to an uninterrupted one.
+SIGINT/SIGTERM finish the current step, save a mid-epoch checkpoint and exit with 130/143,
+printing the command that resumes the run. A non-finite loss stops the run (the last good
+checkpoint is kept). ``--resume`` restores model, optimizer, every random generator, the
+history and the loader's place inside the epoch, so on a CPU with ``--deterministic`` a
+stopped-and-resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import shlex
 import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -48,32 +35,30 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from cifar_alexnet.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from cifar_alexnet.evaluate import confusion_and_loss
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.optim import learning_rate, load_optimizer_state, make_optimizer, set_learning_rate
 from cifar_alexnet.recipes import RECIPES, TrainConfig, config_from_args, validate_config
 from cifar_alexnet.recipes import add_arguments as add_config_arguments
+from cifar_alexnet.run_dir import (CHECKPOINT_BEST, CHECKPOINT_LAST, default_run_dir, format_row, log_line,
+                                   open_run_dir, save_run_checkpoint, write_curves, write_history)
 from cifar_alexnet.runtime import distributed
-from cifar_alexnet.runtime.atomic import DiskFullError, atomic_write_json, atomic_write_text
+from cifar_alexnet.runtime.atomic import DiskFullError, atomic_write_json
 from cifar_alexnet.runtime.device import autocast, reproducibility, resolve_amp, select_device, sum_dtype
+from cifar_alexnet.runtime.random_state import restore_rng_state
 from cifar_alexnet.runtime.signals import (EXIT_DISK_FULL, EXIT_NONFINITE, EXIT_SETUP_ERROR, EXIT_SIGINT,
                                            EXIT_SIGTERM, StopFlag, TrainingInterrupted)
+from cifar_alexnet.training_data import Data, load_data, make_loaders
 
 __all__ = ["RECIPES", "EXIT_DISK_FULL", "EXIT_NONFINITE", "EXIT_SETUP_ERROR", "EXIT_SIGINT", "EXIT_SIGTERM",
            "NonFiniteLossError", "TrainConfig", "TrainingInterrupted", "add_arguments", "config_from_args", "run",
            "select_device", "train", "train_step"]
 
-CHECKPOINT_LAST = "last.safetensors"
-CHECKPOINT_BEST = "best.safetensors"
 #: How often (in steps) values are read back from an accelerator: the non-finite-loss check,
 #: the progress bar and, in a multi-process run, the agreement to stop after a signal. Each
 #: read waits for the device to finish its queued work, so reading every step would stall
 #: the GPU; on a CPU there is no queue and every step is checked.
 ACCELERATOR_SYNC_EVERY = 25
-HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
-                  "images_per_s"]
-EVAL_TRAIN_FIELDS = ["eval_train_loss", "eval_train_acc"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -100,7 +85,7 @@ def train(config: TrainConfig) -> Path:
         TrainingInterrupted: SIGINT/SIGTERM; the resumable checkpoint has been written.
         NonFiniteLossError: the loss diverged; the last good checkpoint is kept.
     """
-    # One straight sequence, as a reader follows a run: set-up, then the epoch loop.
+    # Long on purpose: one straight sequence, as a reader follows a run -- set-up, then the epoch loop.
     ctx = distributed.context_from_env()
     validate_config(config, ctx.world_size)
     device = select_device(config.device, ctx.local_rank)
@@ -113,13 +98,7 @@ def train(config: TrainConfig) -> Path:
         with reproducibility(config.seed, config.deterministic):
             checkpoint = open_run_dir(run_dir, resume=bool(config.resume))
             data = load_data(config, checkpoint.meta if checkpoint else None)
-            dtype = torch.float64 if config.dtype == "float64" else torch.float32
-            model = AlexNet(num_classes=len(data.classes), hidden=config.hidden, dropout=config.dropout)
-            model = model.to(device=device, dtype=dtype)
-            if config.channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            if ctx.enabled and config.sync_bn:  # before the optimizer: it must hold the final parameters
-                model = distributed.convert_to_sync_batchnorm(model, device)
+            model = make_model(config, len(data.classes), device, ctx)
             optimizer = make_optimizer(config, model, device)
             amp = resolve_amp(config.amp, device)
             scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
@@ -129,16 +108,11 @@ def train(config: TrainConfig) -> Path:
             history: list[dict[str, Any]] = []
             best = {"test_acc": -1.0, "epoch": 0}
             start_epoch, mid_epoch, saved_rng = 1, None, None
-            if checkpoint is not None:
-                model.load_state_dict(checkpoint.state_dict)
-                load_optimizer_state(optimizer, checkpoint.optimizer_state)
-                if scaler is not None and checkpoint.meta.get("scaler"):
-                    scaler.load_state_dict(checkpoint.meta["scaler"])
+            if checkpoint is not None:  # continue where it stopped: weights, optimizer, history, loader
+                resume_from(checkpoint, model, optimizer, scaler, train_loader)
                 history, best = list(checkpoint.meta.get("history", [])), dict(checkpoint.meta["best"])
                 start_epoch = int(checkpoint.meta["epoch"]) + 1
                 mid_epoch, saved_rng = checkpoint.meta.get("mid_epoch"), checkpoint.rng_state
-                train_loader.load_state_dict({"generator_state": saved_rng["generators"]["loader"],
-                                              "batches_done": mid_epoch["step"] if mid_epoch else 0})
             train_model = eval_model = model  # checkpoints always store the plain model
             train_model = distributed.wrap_model(model, ctx, device)
             if config.compile:
@@ -217,6 +191,31 @@ def train(config: TrainConfig) -> Path:
         raise
     finally:
         distributed.shutdown_distributed()
+
+
+def make_model(config: TrainConfig, num_classes: int, device: torch.device,
+               ctx: distributed.DistContext) -> nn.Module:
+    """The AlexNet the recipe describes, on ``device``, in ``--dtype``, memory format and BatchNorm kind."""
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    model = AlexNet(num_classes=num_classes, hidden=config.hidden, dropout=config.dropout)
+    model = model.to(device=device, dtype=dtype)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if ctx.enabled and config.sync_bn:  # before the optimizer is built: it must hold the final parameters
+        model = distributed.convert_to_sync_batchnorm(model, device)
+    return model
+
+
+def resume_from(checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scaler: torch.amp.GradScaler | None, train_loader) -> None:
+    """Put the checkpoint's weights, optimizer and scaler state and training-loader position back."""
+    model.load_state_dict(checkpoint.state_dict)
+    load_optimizer_state(optimizer, checkpoint.optimizer_state)
+    if scaler is not None and checkpoint.meta.get("scaler"):
+        scaler.load_state_dict(checkpoint.meta["scaler"])
+    mid_epoch = checkpoint.meta.get("mid_epoch")
+    train_loader.load_state_dict({"generator_state": checkpoint.rng_state["generators"]["loader"],
+                                  "batches_done": mid_epoch["step"] if mid_epoch else 0})
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
@@ -361,159 +360,8 @@ def evaluate_global(model: nn.Module, loader, *, ctx: distributed.DistContext, n
 
 
 # =============================================================================================
-# Set-up helpers
-# =============================================================================================
-
-
-@dataclass
-class Data:
-    """The two splits (:class:`~cifar_alexnet.array_dataset.ArrayDataset`) and the normalisation."""
-
-    train: Any
-    test: Any
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self.train.classes)
-
-    @property
-    def source(self) -> str:
-        return str(self.train.source)
-
-
-def load_data(config: TrainConfig, stored_meta: dict | None = None) -> Data:
-    """CIFAR-10 (or the image folder ``--data`` names), ``--limit-*`` applied, with the training split's mean/std.
-
-    On resume the stored mean and std are used, so a run never changes its normalisation.
-    """
-    from cifar_alexnet import data as data_module
-
-    train_set, test_set = data_module.load_cifar10(config.data, download=config.download, verify=config.verify)
-    if config.limit_train is not None:
-        train_set = data_module.class_balanced_subset(train_set, config.limit_train, seed=config.seed)
-    if config.limit_test is not None:
-        test_set = data_module.class_balanced_subset(test_set, config.limit_test, seed=config.seed)
-    if stored_meta is not None:
-        mean, std = stored_meta["mean"], stored_meta["std"]
-    else:
-        mean, std = data_module.channel_stats(train_set.images)
-    return Data(train_set, test_set, tuple(float(m) for m in mean), tuple(float(s) for s in std))
-
-
-def make_loaders(config: TrainConfig, data: Data, device: torch.device, ctx: distributed.DistContext,
-                 generator: torch.Generator):
-    """The training loader (shuffled, augmented, drawing from ``generator``) and the test loader.
-
-    ``drop_last`` is forced on when the last batch would hold a single image (BatchNorm cannot
-    normalise one value) and in multi-process runs (every process must get the same share).
-    """
-    n_train = len(data.train.labels)
-    drop_last = config.drop_last or ctx.enabled or n_train % config.batch_size == 1
-    if config.loader == "torchvision":
-        from cifar_alexnet import torchvision_pipeline as tv
-
-        train_tf = (tv.original_train_transform if config.augment else tv.test_transform)(data.mean, data.std)
-        common = dict(device=device, workers=config.workers, channels_last=config.channels_last)
-        train_loader = tv.TorchvisionLoader(tv.TorchvisionDataset(data.train, train_tf), batch_size=config.batch_size,
-                                            shuffle=True, generator=generator, drop_last=drop_last, **common)
-        test_loader = tv.TorchvisionLoader(tv.TorchvisionDataset(data.test, tv.test_transform(data.mean, data.std)),
-                                           batch_size=config.eval_batch_size, shuffle=False,
-                                           generator=torch.Generator(), drop_last=False, **common)
-    else:
-        from cifar_alexnet.device_data import DeviceLoader
-
-        common = dict(mean=data.mean, std=data.std, device=device, channels_last=config.channels_last,
-                      rank=ctx.rank, world_size=ctx.world_size)
-        train_loader = DeviceLoader(torch.from_numpy(data.train.images), torch.from_numpy(data.train.labels).long(),
-                                    batch_size=config.batch_size, train=True, augment=config.augment,
-                                    generator=generator, drop_last=drop_last, **common)
-        test_loader = DeviceLoader(torch.from_numpy(data.test.images), torch.from_numpy(data.test.labels).long(),
-                                   batch_size=config.eval_batch_size, train=False, augment=False, generator=None,
-                                   drop_last=False, **common)
-    if len(train_loader) == 0:
-        raise ValueError(f"the training set ({n_train} images) is smaller than one batch "
-                         f"(--batch-size {config.batch_size}); lower the batch size")
-    return train_loader, test_loader
-
-
-# =============================================================================================
-# The run directory: checkpoints, history, curves (rank 0 only)
-# =============================================================================================
-
-
-def default_run_dir(recipe: str) -> Path:
-    """``runs/<UTC time>-<recipe>``, with a numeric suffix if that name is taken."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path, suffix = Path("runs") / f"{stamp}-{recipe}", 1
-    while path.exists():
-        suffix += 1
-        path = Path("runs") / f"{stamp}-{recipe}-{suffix}"
-    return path
-
-
-def open_run_dir(run_dir: Path, *, resume: bool):
-    """The checkpoint to resume from (``resume``), or None after checking that ``run_dir`` is free."""
-    if resume:
-        if not (run_dir / CHECKPOINT_LAST).is_file():
-            raise FileNotFoundError(f"--resume {run_dir}: no {CHECKPOINT_LAST} there; the run stopped before its "
-                                    "first checkpoint -- start it again instead")
-        return load_checkpoint(run_dir / CHECKPOINT_LAST)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise FileExistsError(f"--out {run_dir} already exists and is not empty; choose another directory, "
-                              f"or continue that run with --resume {run_dir}")
-    return None
-
-
-def save_run_checkpoint(model: nn.Module, meta: dict, history: list[dict], best: dict, path: Path, *,
-                        completed_epochs: int, optimizer: torch.optim.Optimizer | None = None,
-                        scaler: torch.amp.GradScaler | None = None, loader=None,
-                        mid_epoch: dict | None = None) -> None:
-    """Write ``path``; with ``optimizer`` also the optimizer, the scaler and every random state (resumable)."""
-    rng_state = None
-    if optimizer is not None:
-        rng_state = capture_rng_state()
-        rng_state["generators"] = {"loader": loader.state_dict()["generator_state"]}  # mid-epoch: the epoch's start
-    full_meta = {**meta, "epoch": completed_epochs, "step": mid_epoch["step"] if mid_epoch else 0,
-                 "mid_epoch": mid_epoch, "metrics": history[-1] if history else {}, "best": dict(best),
-                 "history": history, "scaler": scaler.state_dict() if scaler is not None else None}
-    save_checkpoint(path, model, meta=full_meta, optimizer=optimizer, rng_state=rng_state)
-
-
-def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Rewrite ``history.json`` and ``history.csv`` from the list of per-epoch rows."""
-    atomic_write_json(run_dir / "history.json", history)
-    columns = HISTORY_FIELDS + [f for f in EVAL_TRAIN_FIELDS if any(f in row for row in history)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(run_dir / "history.csv", buffer.getvalue())
-
-
-def write_curves(run_dir: Path, history: list[dict[str, Any]], log: Callable[[str], None]) -> None:
-    """``curves.png`` via :func:`cifar_alexnet.plots.plot_history`; a plotting failure only warns."""
-    try:
-        from cifar_alexnet.plots import plot_history
-
-        plot_history(history, run_dir / "curves.png")
-    except Exception as exc:  # a broken plot must never end a training run
-        log(f"warning: could not draw curves.png ({type(exc).__name__}: {exc})")
-
-
-# =============================================================================================
 # Messages and the command line
 # =============================================================================================
-
-
-def log_line(is_main: bool, message: str) -> None:
-    """Print one line (rank 0 only) without breaking the progress bar."""
-    if is_main:
-        from tqdm import tqdm
-
-        tqdm.write(message, file=sys.stdout)
-        sys.stdout.flush()
 
 
 def describe(config: TrainConfig, run_dir: Path, data: Data, device: torch.device, ctx, amp: str) -> str:
@@ -523,15 +371,6 @@ def describe(config: TrainConfig, run_dir: Path, data: Data, device: torch.devic
             + (f" x {ctx.world_size} processes" if ctx.enabled else "")
             + f" | {c.optimizer} lr {c.lr:g} batch {c.batch_size} epochs {c.epochs} | amp {amp}"
             + (" | deterministic" if c.deterministic else ""))
-
-
-def format_row(row: dict[str, Any], epochs: int) -> str:
-    line = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%  "
-            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  lr {row['lr']:.3g}  "
-            f"{row['epoch_time_s']:.1f} s  {row['images_per_s']:.0f} img/s")
-    if "eval_train_acc" in row:
-        line += f"  (eval-mode augmented train: loss {row['eval_train_loss']:.4f} acc {row['eval_train_acc']:.2f}%)"
-    return line
 
 
 def interrupted(stop: StopFlag, run_dir: Path, ctx: distributed.DistContext) -> TrainingInterrupted:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cifar_alexnet.checkpoint import load_checkpoint
 from cifar_alexnet.cli import build_parser, main
-from helpers import REPO_ROOT, TINY, assert_sane_history, read_history, run_cli, write_tiny_data
+from helpers import REPO_ROOT, TINY, assert_sane_history, cli_env, read_history, run_cli, write_tiny_data
 
 # --------------------------------------------------------------------------------------------
 # End to end
