@@ -40,7 +40,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+from cifar_alexnet.runtime.atomic import atomic_write_json  # noqa: E402
 from cifar_alexnet.data import (  # noqa: E402
     TorchvisionDataset,
     channel_stats,

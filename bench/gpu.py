@@ -70,7 +70,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: the sibling benchmark scripts
 
-from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+from cifar_alexnet.runtime.atomic import atomic_write_json  # noqa: E402
 from train_throughput import import_original_loop, synchronize  # noqa: E402
 
 #: The original's best test accuracy (epoch 60 of 100), the target of "time to accuracy".

@@ -53,7 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from cifar_alexnet.atomic import atomic_write_json  # noqa: E402
+from cifar_alexnet.runtime.atomic import atomic_write_json  # noqa: E402
 from cifar_alexnet.model import AlexNet  # noqa: E402
 from reference import network  # noqa: E402
 

@@ -91,15 +91,14 @@ def flops_by_kind(side: ProjectSide, x: torch.Tensor, y: torch.Tensor) -> dict[s
     """FLOPs of one forward + backward pass on ``x``, split into convolution and matrix product."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cifar_alexnet.train import autocast
+    from cifar_alexnet.runtime.device import autocast
 
-    t = side.trainer
     counter = FlopCounterMode(display=False)
     with counter:
-        with autocast(t.device, t.amp):
-            loss = t.criterion(t.train_model(x), y)
+        with autocast(side.device, side.amp):
+            loss = side.criterion(side.model(x), y)
         loss.backward()
-    t.optimizer.zero_grad(set_to_none=True)
+    side.optimizer.zero_grad(set_to_none=True)
     out = {kind: 0.0 for kind in ARITHMETIC}
     for op, flops in counter.get_flop_counts()["Global"].items():
         kind = kind_of_operator(str(op).removeprefix("aten.").split(".")[0])  # "aten.mm.default" -> "mm"
@@ -159,7 +158,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from torch.profiler import ProfilerActivity, profile
 
-    from cifar_alexnet.atomic import atomic_write_json
+    from cifar_alexnet.runtime.atomic import atomic_write_json
 
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
@@ -187,7 +186,7 @@ def main(argv=None) -> int:
         self_us[kind] = self_us.get(kind, 0.0) + own
     total_us = sum(self_us.values())
 
-    x, y = next(iter(side.trainer.train_loader))
+    x, y = next(iter(side.loader))
     flops = flops_by_kind(side, x, y)  # one batch
     matmul_dtype = torch.bfloat16 if args.amp == "bf16" else torch.float32
     matmul = matmul_flops_per_s(device, args.matmul_size, min_seconds=0.2 if args.smoke else 1.0, dtype=matmul_dtype)

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it (imported lazily by __getattr__)
 _LAZY = {
     "AlexNet": "cifar_alexnet.model",
-    "TrainConfig": "cifar_alexnet.train",
+    "TrainConfig": "cifar_alexnet.recipes",
     "RECIPES": "cifar_alexnet.recipes",
     "load_checkpoint": "cifar_alexnet.checkpoint",
     "save_checkpoint": "cifar_alexnet.checkpoint",

@@ -14,31 +14,28 @@ tensor name                   content
                               ``rng.torch_cuda.0``, ``rng.generators.<name>`` (optional)
 ============================  =====================================================================
 
-and three JSON strings in the safetensors header metadata:
+and three plain JSON strings in the safetensors header metadata:
 
 * ``"cifar_alexnet"``: the checkpoint's metadata (see :func:`save_checkpoint`);
-* ``"cifar_alexnet.optimizer"``: the structure of the optimizer state_dict (``param_groups``
-  hyperparameters, which parameter owns which tensor), with each tensor replaced by
-  ``{"__tensor__": "<tensor name>"}``;
-* ``"cifar_alexnet.rng"``: the same for the random state, with Python's ``random`` and
-  NumPy's global state inline as JSON.
+* ``"cifar_alexnet.optimizer"``: ``optimizer.state_dict()`` without its tensors: the
+  ``param_groups`` and, per parameter id, the state values that are not tensors;
+* ``"cifar_alexnet.rng"``: Python's ``random`` and NumPy's global generator states.
 
-The JSON encoding of nested Python values is written once, in :func:`_to_json_tree` and
-:func:`_from_json_tree`: tuples, dicts with non-string keys and NumPy arrays are tagged so
-that they come back as exactly the same types (``optimizer.load_state_dict`` and
-``random.setstate`` care).
+Each tensor's name says where it belongs, so no placeholders are needed. JSON has no tuples
+and only string keys: on loading, the parameter ids become integers again, Adam's ``betas``
+a tuple, and the two generator states the tuples their modules expect.
 
-Every write goes through :func:`cifar_alexnet.atomic.atomic_path`: a crash or a full disk
-in the middle of saving leaves the previous checkpoint intact.
+Files of format 1 (which tagged tuples, integer keys and arrays inside the JSON, e.g.
+``{"__tuple__": [...]}``) are still read: :func:`_decode_format1`.
+
+Every write goes through :func:`cifar_alexnet.runtime.atomic.atomic_path`: a crash or a full
+disk in the middle of saving leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import pickle
-import random
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from os import PathLike
@@ -51,8 +48,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from cifar_alexnet.atomic import atomic_path
+from cifar_alexnet.runtime.atomic import atomic_path
+from cifar_alexnet.runtime.random_state import capture_rng_state, restore_rng_state
 from cifar_alexnet.model import AlexNet, load_original_state_dict
+from cifar_alexnet.safe_load import (CheckpointError, check_state_dict_matches, load_torch_file_safely,
+                                        torch_version_tuple)
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -64,6 +64,7 @@ __all__ = [
     "check_state_dict_matches",
     "load_checkpoint",
     "load_torch_file_safely",
+    "torch_version_tuple",
     "model_from_checkpoint",
     "resolve_checkpoint_path",
     "restore_rng_state",
@@ -71,12 +72,15 @@ __all__ = [
     "unwrap_model",
 ]
 
-#: Bumped whenever the file layout changes incompatibly.
-CHECKPOINT_FORMAT_VERSION = 1
+#: Bumped whenever the file layout changes incompatibly (2: plain JSON; 1: tagged JSON, still read).
+CHECKPOINT_FORMAT_VERSION = 2
 #: The safetensors header metadata key that holds our JSON metadata.
 META_KEY = "cifar_alexnet"
 _OPTIMIZER_KEY = "cifar_alexnet.optimizer"
 _RNG_KEY = "cifar_alexnet.rng"
+#: The file names of a run directory's checkpoints (see :mod:`cifar_alexnet.run_dir`).
+CHECKPOINT_BEST = "best.safetensors"
+CHECKPOINT_LAST = "last.safetensors"
 #: Metadata a checkpoint must carry to be usable on its own (normalisation and class names).
 REQUIRED_META_KEYS = ("mean", "std", "classes")
 #: Prefixes that ``DistributedDataParallel``/``DataParallel`` (``module.``) and ``torch.compile``
@@ -94,52 +98,73 @@ ORIGINAL_NOTEBOOK_META: dict[str, Any] = {
 }
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be read or does not fit the model; the message names file and fix."""
-
-
 # --------------------------------------------------------------------------------------------
-# Nested Python values <-> (JSON tree, named tensors)
+# Optimizer and random states <-> (plain JSON, named tensors)
 # --------------------------------------------------------------------------------------------
 
 
-def _to_json_tree(value: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
-    """Turn ``value`` into something ``json.dumps`` accepts, moving tensors into ``tensors``.
-
-    Args:
-        value: a nested structure of dicts, lists, tuples, tensors, NumPy arrays and scalars.
-        name: the dotted name of ``value`` (becomes the tensor name, e.g. ``optimizer.state.0.exp_avg``).
-        tensors: collects the tensors, keyed by name.
-    """
-    if isinstance(value, torch.Tensor):
-        if name in tensors:
-            raise CheckpointError(f"two values would be stored under the tensor name {name!r}")
-        # clone(): safetensors refuses tensors that share memory; contiguous(): it stores raw bytes.
-        tensors[name] = value.detach().to("cpu", copy=True).contiguous()
-        return {"__tensor__": name}
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel().tolist()}}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return {"__tuple__": [_to_json_tree(v, f"{name}.{i}", tensors) for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [_to_json_tree(v, f"{name}.{i}", tensors) for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _to_json_tree(v, f"{name}.{k}", tensors) for k, v in value.items()}
-        # Keys that JSON cannot keep (the optimizer's integer parameter ids): store as pairs.
-        return {"__items__": [[_to_json_tree(k, f"{name}.key", {}), _to_json_tree(v, f"{name}.{k}", tensors)]
-                              for k, v in value.items()]}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise CheckpointError(f"cannot store {name!r} in a checkpoint: unsupported type {type(value).__name__}")
+def _cpu_copy(tensor: torch.Tensor) -> torch.Tensor:
+    # a copy: safetensors refuses tensors that share memory; contiguous: it stores raw bytes
+    return tensor.detach().to("cpu", copy=True).contiguous()
 
 
-def _from_json_tree(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`_to_json_tree`."""
+def _optimizer_to_json(state_dict: Mapping[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """``optimizer.state_dict()`` as JSON; its tensors go into ``tensors`` as ``optimizer.state.<id>.<name>``."""
+    state: dict[str, dict[str, Any]] = {}
+    for param_id, values in state_dict["state"].items():
+        state[str(param_id)] = {}
+        for name, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.state.{param_id}.{name}"] = _cpu_copy(value)
+            else:
+                state[str(param_id)][name] = value
+    return {"state": state, "param_groups": state_dict["param_groups"]}
+
+
+def _optimizer_from_json(tree: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Inverse of :func:`_optimizer_to_json`."""
+    state = {int(param_id): dict(values) for param_id, values in tree["state"].items()}
+    for tensor_name, tensor in tensors.items():
+        if tensor_name.startswith("optimizer.state."):
+            param_id, name = tensor_name[len("optimizer.state."):].split(".", 1)
+            state.setdefault(int(param_id), {})[name] = tensor
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()} for group in tree["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_to_json(rng_state: Mapping[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The generator states of :func:`capture_rng_state`: torch's as ``rng.*`` tensors, the others as JSON."""
+    tensors["rng.torch_cpu"] = _cpu_copy(rng_state["torch_cpu"])
+    for index, cuda_state in enumerate(rng_state.get("torch_cuda", [])):
+        tensors[f"rng.torch_cuda.{index}"] = _cpu_copy(cuda_state)
+    for name, gen_state in rng_state.get("generators", {}).items():
+        tensors[f"rng.generators.{name}"] = _cpu_copy(gen_state)
+    version, internal, gauss = rng_state["python"]
+    kind, keys, pos, has_gauss, cached = rng_state["numpy"]
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def _rng_from_json(tree: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Inverse of :func:`_rng_to_json`: the dict :func:`restore_rng_state` takes."""
+    version, internal, gauss = tree["python"]
+    kind, keys, pos, has_gauss, cached = tree["numpy"]
+    state: dict[str, Any] = {"torch_cpu": tensors["rng.torch_cpu"], "python": (version, tuple(internal), gauss),
+                             "numpy": (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
+                             "generators": {}}
+    cuda = sorted((int(n.rsplit(".", 1)[1]), t) for n, t in tensors.items() if n.startswith("rng.torch_cuda."))
+    if cuda:
+        state["torch_cuda"] = [t for _, t in cuda]
+    for tensor_name, tensor in tensors.items():
+        if tensor_name.startswith("rng.generators."):
+            state["generators"][tensor_name[len("rng.generators."):]] = tensor
+    return state
+
+
+def _decode_format1(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    """A format-1 JSON tree: tuples, non-string keys, NumPy arrays and tensors were tagged."""
     if isinstance(tree, list):
-        return [_from_json_tree(v, tensors) for v in tree]
+        return [_decode_format1(v, tensors) for v in tree]
     if not isinstance(tree, dict):
         return tree
     if "__tensor__" in tree:
@@ -148,68 +173,10 @@ def _from_json_tree(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
         spec = tree["__ndarray__"]
         return np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
     if "__tuple__" in tree:
-        return tuple(_from_json_tree(v, tensors) for v in tree["__tuple__"])
+        return tuple(_decode_format1(v, tensors) for v in tree["__tuple__"])
     if "__items__" in tree:
-        return {_from_json_tree(k, tensors): _from_json_tree(v, tensors) for k, v in tree["__items__"]}
-    return {k: _from_json_tree(v, tensors) for k, v in tree.items()}
-
-
-# --------------------------------------------------------------------------------------------
-# Random state
-# --------------------------------------------------------------------------------------------
-
-
-def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """Snapshot every random generator a training run draws from.
-
-    Args:
-        generators: extra ``torch.Generator`` objects by name (for example the
-            :class:`~cifar_alexnet.device_data.DeviceLoader`'s shuffling generator). Their
-            states are stored as uint8 tensors.
-
-    Returns:
-        ``{"torch_cpu": ByteTensor, "torch_cuda": [ByteTensor per device] (only when CUDA is
-        initialised), "python": random.getstate(), "numpy": np.random.get_state(),
-        "generators": {name: ByteTensor}}`` -- pass it to :func:`save_checkpoint` as
-        ``rng_state`` and later to :func:`restore_rng_state`.
-    """
-    state: dict[str, Any] = {
-        "torch_cpu": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "generators": {name: gen.get_state() for name, gen in (generators or {}).items()},
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping[str, Any], generators: Mapping[str, torch.Generator] | None = None) -> None:
-    """Put back a state captured by :func:`capture_rng_state`.
-
-    Args:
-        state: the dict from :func:`capture_rng_state` (or ``Checkpoint.rng_state``).
-        generators: the same names as at capture time; each generator's state is set in place.
-
-    Raises:
-        CheckpointError: a generator named in ``generators`` has no saved state.
-    """
-    torch.set_rng_state(state["torch_cpu"].to("cpu"))
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    cuda_states = state.get("torch_cuda")
-    if cuda_states:
-        if torch.cuda.is_available() and torch.cuda.device_count() >= len(cuda_states):
-            torch.cuda.set_rng_state_all([s.to("cpu") for s in cuda_states])
-        else:
-            warnings.warn(
-                f"the checkpoint holds CUDA random states for {len(cuda_states)} device(s) but this machine "
-                "has fewer; CUDA random numbers will differ from the original run", stacklevel=2)
-    saved = state.get("generators", {})
-    for name, gen in (generators or {}).items():
-        if name not in saved:
-            raise CheckpointError(f"no saved random state for generator {name!r} (saved: {sorted(saved)})")
-        gen.set_state(saved[name].to("cpu"))
+        return {_decode_format1(k, tensors): _decode_format1(v, tensors) for k, v in tree["__items__"]}
+    return {k: _decode_format1(v, tensors) for k, v in tree.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,16 +248,14 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: Mapping[str
     full_meta["std"] = [float(v) for v in meta["std"]]
     full_meta["classes"] = [str(c) for c in meta["classes"]]
 
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in plain.state_dict().items():
-        tensors[f"model.{key}"] = value.detach().to("cpu", copy=True).contiguous()
+    tensors = {f"model.{key}": _cpu_copy(value) for key, value in plain.state_dict().items()}
     header: dict[str, str] = {"format": "pt"}
     try:
         header[META_KEY] = json.dumps(full_meta)
         if optimizer is not None:
-            header[_OPTIMIZER_KEY] = json.dumps(_to_json_tree(optimizer.state_dict(), "optimizer", tensors))
+            header[_OPTIMIZER_KEY] = json.dumps(_optimizer_to_json(optimizer.state_dict(), tensors))
         if rng_state is not None:
-            header[_RNG_KEY] = json.dumps(_to_json_tree(dict(rng_state), "rng", tensors))
+            header[_RNG_KEY] = json.dumps(_rng_to_json(rng_state, tensors))
     except TypeError as exc:
         raise CheckpointError(f"save_checkpoint({path}): metadata is not JSON-serialisable: {exc}") from exc
 
@@ -338,7 +303,7 @@ def resolve_checkpoint_path(path: str | PathLike) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
+        for name in (CHECKPOINT_BEST, CHECKPOINT_LAST):
             if (path / name).is_file():
                 return path / name
         raise FileNotFoundError(f"{path} is a directory without best.safetensors or last.safetensors; "
@@ -411,9 +376,12 @@ def load_checkpoint(path: str | PathLike, *, map_location: str | torch.device = 
 
     state_dict = OrderedDict((name[len("model."):], t.to(map_location))
                              for name, t in tensors.items() if name.startswith("model."))
+    decode_optimizer, decode_rng = _optimizer_from_json, _rng_from_json
+    if meta.get("format_version", 1) == 1:
+        decode_optimizer = decode_rng = _decode_format1
     try:
-        optimizer_state = _from_json_tree(optimizer_tree, tensors) if optimizer_tree is not None else None
-        rng_state = _from_json_tree(rng_tree, tensors) if rng_tree is not None else None
+        optimizer_state = decode_optimizer(optimizer_tree, tensors) if optimizer_tree is not None else None
+        rng_state = decode_rng(rng_tree, tensors) if rng_tree is not None else None
     except KeyError as exc:
         raise _corrupt_error(path, f"metadata names tensor {exc} which the file does not hold") from exc
     return Checkpoint(state_dict=state_dict, meta=meta, optimizer_state=optimizer_state,
@@ -464,114 +432,3 @@ def model_from_checkpoint(path: str | PathLike,
     check_state_dict_matches(model, state_dict, source=str(path))
     model.load_state_dict(state_dict)
     return model.to(map_location).eval(), ckpt.meta
-
-
-# --------------------------------------------------------------------------------------------
-# Safe torch.load and the state_dict check
-# --------------------------------------------------------------------------------------------
-
-
-#: The first torch release whose ``torch.load(weights_only=True)`` has no published bypass;
-#: older ones had CVE-2025-32434 and CVE-2026-24747. ``pyproject.toml`` requires it too.
-MIN_SAFE_TORCH = (2, 10)
-
-
-def torch_version_tuple(version: str | None = None) -> tuple[int, int]:
-    """``(major, minor)`` of a torch version string such as ``"2.14.1+cu130"`` (default: the running torch)."""
-    major, minor = (version or torch.__version__).split("+")[0].split(".")[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
-def load_torch_file_safely(path: str | PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with errors that explain themselves.
-
-    ``weights_only=True`` restricts unpickling to tensors and plain containers, so a file
-    crafted to run code when loaded is refused before anything runs.
-
-    Raises:
-        FileNotFoundError: nothing at ``path``.
-        CheckpointError: the file holds code or objects other than tensors and containers, or
-            it is not a torch file at all (truncated, random bytes).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    if torch_version_tuple() < MIN_SAFE_TORCH:
-        raise CheckpointError(
-            f"{path}: refusing to unpickle with torch {torch.__version__}: before "
-            f"{'.'.join(map(str, MIN_SAFE_TORCH))}, torch.load(weights_only=True) has published bypasses "
-            "(CVE-2025-32434, CVE-2026-24747) that let a crafted file run code. Upgrade torch "
-            "(pip install 'torch>=2.10'), or use a safetensors checkpoint, which holds no code.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load -- the file contains code or objects other than tensors and plain "
-            "containers, which could run arbitrary code when unpickled. Only load it if you trust its "
-            "source; better, re-save its state_dict as safetensors (cifar_alexnet.checkpoint."
-            f"save_checkpoint) in an environment you trust. Details: {str(exc).splitlines()[-1] if str(exc) else exc}"
-        ) from None
-    except Exception as exc:  # zip/pickle format errors: truncated or not a torch file
-        raise CheckpointError(
-            f"{path}: not a readable torch file ({type(exc).__name__}: {exc}). It is truncated or not "
-            "something torch.save wrote; copy it again or convert the original to safetensors."
-        ) from exc
-
-
-def _arch_hint(model_shapes: Mapping[str, tuple], file_shapes: Mapping[str, tuple]) -> str:
-    """Guess which constructor argument explains a shape mismatch."""
-    hints = []
-    last = "classifier.8.weight"  # FC3: (num_classes, hidden)
-    if last in file_shapes and last in model_shapes and file_shapes[last][0] != model_shapes[last][0]:
-        hints.append(f"num_classes={file_shapes[last][0]}")
-    first_fc = "classifier.1.weight"  # FC1: (hidden, 4096)
-    if first_fc in file_shapes and first_fc in model_shapes and file_shapes[first_fc][0] != model_shapes[first_fc][0]:
-        hints.append(f"hidden={file_shapes[first_fc][0]}")
-    return f" Hint: this checkpoint was trained with {', '.join(hints)}." if hints else ""
-
-
-def check_state_dict_matches(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise a readable error unless ``state_dict`` has exactly the model's keys and shapes.
-
-    ``model.load_state_dict`` would also refuse, but its message is hard to act on; this one
-    lists what is missing, what is extra and which shapes differ, and guesses the cause.
-
-    Args:
-        model: the model the weights are meant for.
-        state_dict: the weights (keys already converted to the model's names).
-        source: where they came from (a file name), quoted in the message.
-
-    Raises:
-        CheckpointError: (a ``ValueError``) with the lists described above.
-    """
-    model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    file_shapes = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, torch.Tensor)]
-    missing = [k for k in model_shapes if k not in file_shapes and k not in not_tensors]
-    unexpected = [k for k in state_dict if k not in model_shapes]
-    mismatched = [k for k in model_shapes if k in file_shapes and file_shapes[k] != model_shapes[k]]
-    if not (missing or unexpected or mismatched or not_tensors):
-        return
-
-    def listing(keys: list[str], limit: int = 12) -> str:
-        shown = ", ".join(keys[:limit])
-        return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-    lines = [f"{source}: the weights do not fit {type(model).__name__}"
-             + (f"({', '.join(f'{k}={v}' for k, v in model.arch().items())})" if hasattr(model, "arch") else "")]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {listing(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {listing(unexpected)}")
-    if mismatched:
-        lines.append(f"  mismatched shapes ({len(mismatched)}):")
-        lines.extend(f"    {k}: file {file_shapes[k]} vs model {model_shapes[k]}" for k in mismatched)
-    if not_tensors:
-        lines.append(f"  entries that are not tensors: {listing(not_tensors)}")
-    hint = _arch_hint(model_shapes, file_shapes)
-    if any(k.startswith(("features2.", "classifier2.", "module.")) for k in unexpected):
-        hint += (" Keys named features2./classifier2./module. come from the original notebook: load the file "
-                 "with cifar_alexnet.model.load_original_state_dict, which renames them.")
-    if hint:
-        lines.append(hint.strip())
-    raise CheckpointError("\n".join(lines))

@@ -1,20 +1,8 @@
 """The ``cifar-alexnet`` command line (also ``python -m cifar_alexnet``).
 
-Subcommands, each implemented by a module that exposes ``add_arguments(parser)`` and
-``run(args) -> int``:
-
-=========  ==================================  ===================================================
-command    module                              what it does
-=========  ==================================  ===================================================
-train      :mod:`cifar_alexnet.train`          train a model (the original recipe by default)
-evaluate   :mod:`cifar_alexnet.evaluate`       accuracy, per-class accuracy, confusion matrix
-predict    :mod:`cifar_alexnet.predict`        top-k classes for image files
-plot       :mod:`cifar_alexnet.plots`          accuracy and loss curves of a run directory
-summary    :mod:`cifar_alexnet.summary`        the layer table, measured on the torch model
-=========  ==================================  ===================================================
-
-Only the module of the chosen subcommand is imported (they import torch, which takes a
-second or two), so ``cifar-alexnet --help`` answers at once.
+Each subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``
+(:data:`COMMANDS`). Only the chosen subcommand's module is imported (they import torch,
+which takes a second or two), so ``cifar-alexnet --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -37,8 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EPILOG = """examples:
   cifar-alexnet train --download                    # the original recipe (Adam 1e-3, batch 512, 100 epochs)
-  cifar-alexnet train --data ../shared/data/cifar10-jpeg.tar.gz --recipe fast
-  cifar-alexnet evaluate runs/<run>/best.safetensors --data ../shared/data/cifar10-jpeg.tar.gz
+  cifar-alexnet train --data data/cifar10-jpeg.tar.gz --recipe fast
+  cifar-alexnet evaluate runs/<run>/best.safetensors --data data/cifar10-jpeg.tar.gz
   cifar-alexnet predict runs/<run> cat.png dog.jpg
   cifar-alexnet plot runs/<run>
   cifar-alexnet summary

@@ -1,25 +1,12 @@
-"""CIFAR-10 on disk -> uint8 arrays in memory: the one entry point, :func:`load_cifar10`.
+"""CIFAR-10 on disk -> uint8 arrays in memory.
 
-Everything that reads images from disk starts here; everything that turns a batch of uint8
-images into a normalised float batch on the GPU lives in :mod:`cifar_alexnet.device_data`.
-The work is split into one module per concept, and this module re-exports their public
-names, so ``from cifar_alexnet.data import ...`` reaches all of them:
+:func:`load_cifar10` looks at a path and hands it to the reader of its format (the official
+archive or an image folder); :func:`channel_stats` gives the per-channel mean and standard
+deviation used for normalisation; :func:`class_balanced_subset` draws a smaller set with the
+same number of images per class; :func:`default_data_dir` is where data is looked for.
 
-* :mod:`cifar_alexnet.array_dataset`: the in-memory :class:`ArrayDataset` every loader
-  returns, :class:`DataError`, :data:`CIFAR10_CLASSES` and the conventions (uint8 HWC
-  images, int64 labels, statistics in ``[0, 1]`` units);
-* :mod:`cifar_alexnet.official_archive`: the official ``cifar-10-python.tar.gz`` (pickled
-  batches, read with a restricted unpickler, MD5-checked; download);
-* :mod:`cifar_alexnet.image_folder`: ``train/<class>/*.png|jpg`` and ``test/<class>/...``
-  as a directory or a tarball, decoded with Pillow;
-* :mod:`cifar_alexnet.decode_cache`: the ``.npz`` an image folder is decoded into once;
-* :mod:`cifar_alexnet.torchvision_pipeline`: the original notebook's PIL/torchvision
-  transforms and ``Dataset``.
-
-This module itself holds what works on any of them: :func:`load_cifar10`, which looks at a
-path and hands it to the right reader; :func:`channel_stats`, the per-channel mean and
-standard deviation used for normalisation; :func:`class_balanced_subset`; and
-:func:`default_data_dir`.
+The readers' public names are importable from here too (see ``__all__``), so code that
+needs data imports one module.
 """
 
 from __future__ import annotations
@@ -29,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-# The names below are re-exported: every public name of the modules listed in the docstring
-# (and their constants) can still be imported from here, as before they were split out.
 from cifar_alexnet.array_dataset import CIFAR10_CLASSES, IMAGE_SHAPE, ArrayDataset, DataError  # noqa: F401
 from cifar_alexnet.decode_cache import default_cache_dir  # noqa: F401
 from cifar_alexnet.image_folder import KNOWN_ARCHIVES, load_image_folder  # noqa: F401

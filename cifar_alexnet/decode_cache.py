@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar_alexnet.array_dataset import ArrayDataset
-from cifar_alexnet.atomic import atomic_path
+from cifar_alexnet.runtime.atomic import atomic_path
 
 __all__ = [
     "CACHE_FORMAT_VERSION",

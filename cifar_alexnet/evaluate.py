@@ -32,10 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_alexnet.atomic import atomic_path
+from cifar_alexnet.device_data import normalize
+from cifar_alexnet.runtime.atomic import atomic_path
+from cifar_alexnet.runtime.device import autocast, select_device, sum_dtype
 
-__all__ = ["EvalResult", "evaluate_model", "format_report", "normalize_uint8_images", "plot_confusion_matrix",
-           "default_device", "add_arguments", "run"]
+__all__ = ["EvalResult", "confusion_and_loss", "evaluate_model", "format_report", "normalize_uint8_images",
+           "plot_confusion_matrix", "add_arguments", "run"]
 
 
 @dataclass
@@ -86,24 +88,17 @@ class EvalResult:
         }
 
 
-def default_device() -> torch.device:
-    """CUDA if available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def normalize_uint8_images(images, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 images ``(N, 32, 32, 3)`` (HWC, as stored) -> normalised float32 ``(N, 3, 32, 32)``.
 
-    ``x = (pixel / 255 - mean[c]) / std[c]`` per channel, the same as torchvision's
-    ``ToTensor`` + ``Normalize``.
+    ``x = (pixel / 255 - mean[c]) / std[c]`` per channel: :func:`cifar_alexnet.device_data.normalize`,
+    the same float operations as torchvision's ``ToTensor`` + ``Normalize``.
     """
     images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 images of shape (N, H, W, 3); got {tuple(images.shape)} {images.dtype}")
-    x = images.permute(0, 3, 1, 2).float().div_(255)  # (N, 3, H, W)
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return (x - mean_t) / std_t
+    mean_t, std_t = (torch.tensor(v, dtype=torch.float32, device=images.device) for v in (mean, std))
+    return normalize(images.permute(0, 3, 1, 2), mean_t, std_t).contiguous()  # (N, 3, H, W)
 
 
 def _batches_from_arrays(images, labels, batch_size: int, mean, std) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -143,43 +138,70 @@ def evaluate_model(model: nn.Module, data, *, classes: Sequence[str] | None = No
     Returns:
         :class:`EvalResult`.
     """
-    device = next(model.parameters()).device
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple):
         batches = _batches_from_arrays(data[0], data[1], batch_size, mean, std)
     else:
         batches = data
-    num_classes = None
+    confusion, loss_sum = confusion_and_loss(model, batches, tta_flip=tta_flip, channels_last=channels_last)
+    if confusion is None:
+        raise ValueError("evaluate_model: the data is empty")
+    matrix = confusion.cpu().numpy()  # (true, predicted)
+    num_classes = matrix.shape[0]
+    names = tuple(classes) if classes is not None else tuple(str(i) for i in range(num_classes))
+    if len(names) != num_classes:
+        raise ValueError(f"evaluate_model: {len(names)} class names for a model with {num_classes} outputs")
+    return EvalResult(confusion=matrix, loss=float(loss_sum.item()) / int(matrix.sum()), classes=names)
+
+
+@torch.no_grad()
+def confusion_and_loss(model: nn.Module, batches: Iterable, *, num_classes: int | None = None,
+                       tta_flip: bool = False, amp: str = "off",
+                       channels_last: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The evaluation loop (of ``evaluate`` and of the trainer): model in eval mode over ``batches``.
+
+    Args:
+        model: ``(B, 3, 32, 32)`` -> ``(B, C)`` logits; its previous mode is restored afterwards.
+        batches: ``(x, y)`` pairs; ``x`` is moved to the model's device and dtype.
+        num_classes: ``C``, for a zero matrix when ``batches`` is empty (None: no matrix then).
+        tta_flip: average the logits of each image and of its mirror image.
+        amp: autocast precision (``"off"``, ``"bf16"``, ``"fp16"``); the logits are compared in float32 or more.
+        channels_last: feed the model NHWC-strided tensors.
+
+    Returns:
+        ``(confusion, loss_sum)`` on the model's device: ``confusion[t, p]`` int64 ``(C, C)``
+        counts the images of true class ``t`` predicted as ``p`` (``None`` when nothing was seen
+        and ``num_classes`` is None); ``loss_sum`` the summed cross-entropy (float64; float32 on MPS).
+    """
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    loss_sum = torch.zeros((), dtype=sum_dtype(device), device=device)
     codes: list[torch.Tensor] = []  # true * C + predicted per batch; counted once at the end
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     try:
         for x, y in batches:
-            x = x.to(device, non_blocking=True)
+            if y.shape[0] == 0:  # a process's share of a small last batch can be empty
+                continue
+            x = x.to(device, dtype, non_blocking=True)
             y = y.to(device, non_blocking=True).long()
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)  # (B, C)
-            if tta_flip:
-                logits = (logits + model(x.flip(3))) / 2  # flip the width axis
-            logits = logits.float()
+            with autocast(device, amp):
+                logits = model(x).to(dtype)  # (B, C); autocast may give bf16/fp16
+                if tta_flip:
+                    logits = (logits + model(x.flip(3)).to(dtype)) / 2  # flip the width axis
             num_classes = logits.shape[1]
-            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").double()
-            pred = logits.argmax(dim=1)  # (B,)
-            codes.append(y * num_classes + pred)
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
+            codes.append(y * num_classes + logits.argmax(dim=1))
     finally:
         model.train(was_training)
-    if not codes:
-        raise ValueError("evaluate_model: the data is empty")
+    if num_classes is None:
+        return None, loss_sum
     # One bincount for the whole set: on a GPU each bincount reads its input's min and max back
     # to the host, so counting per batch would stall the device twice per batch.
-    confusion = torch.bincount(torch.cat(codes), minlength=num_classes * num_classes)
-    matrix = confusion.view(num_classes, num_classes).cpu().numpy()  # (true, predicted)
-    names = tuple(classes) if classes is not None else tuple(str(i) for i in range(num_classes))
-    if len(names) != num_classes:
-        raise ValueError(f"evaluate_model: {len(names)} class names for a model with {num_classes} outputs")
-    count = int(matrix.sum())
-    return EvalResult(confusion=matrix, loss=float(loss_sum.item()) / count, classes=names)
+    codes_all = torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int64, device=device)
+    confusion = torch.bincount(codes_all, minlength=num_classes * num_classes)
+    return confusion.view(num_classes, num_classes), loss_sum
 
 
 def format_report(result: EvalResult, title: str = "") -> str:
@@ -271,8 +293,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.limit_test is not None and args.limit_test < 1):
         print("error: --batch-size and --limit-test must be positive", file=sys.stderr)
         return 2
-    device = torch.device(args.device) if args.device else default_device()
     try:
+        device = select_device(args.device)
         model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
         _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir)
         classes = tuple(meta["classes"])

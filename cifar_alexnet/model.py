@@ -24,6 +24,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from cifar_alexnet.safe_load import check_state_dict_matches, load_torch_file_safely
+
 __all__ = ["AlexNet", "ORIGINAL_KEY_PREFIXES", "convert_original_state_dict", "load_original_state_dict"]
 
 #: How the original notebook's module names map to ours. Its checkpoints were saved through
@@ -133,8 +135,6 @@ def load_original_state_dict(path: str | PathLike, num_classes: int = 10, hidden
         ValueError: the file is not a state_dict of this architecture (the message lists the
             missing, unexpected and mis-shaped keys) or it is not a safe-to-load file.
     """
-    from cifar_alexnet.checkpoint import load_torch_file_safely, check_state_dict_matches
-
     state = load_torch_file_safely(path, map_location=map_location)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from cifar_alexnet.atomic import atomic_path
+from cifar_alexnet.runtime.atomic import atomic_path
 
 __all__ = ["ORIGINAL_PUBLISHED_ACCURACY", "ORIGINAL_SOURCE", "load_history", "plot_history", "add_arguments", "run"]
 
-ORIGINAL_SOURCE = ("2020 course write-up '[Intro to AI] CIFAR-10 AlexNet 학습', training log "
-                   "(shared/original/000_e87e2e1067e7d35c.txt), official CIFAR-10, Adam 1e-3, batch 512")
+ORIGINAL_SOURCE = ("2020 course write-up '[Intro to AI] CIFAR-10 AlexNet 학습', training log, "
+                   "official CIFAR-10, Adam 1e-3, batch 512")
 
 #: ``epoch -> (train accuracy %, test accuracy %)`` exactly as the write-up's log printed them.
 #: Its "train" accuracy was measured in eval mode over the *augmented* training loader.

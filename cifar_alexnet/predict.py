@@ -121,13 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``cifar-alexnet predict``: returns the exit status (0 ok, 2 bad input)."""
     from cifar_alexnet.checkpoint import model_from_checkpoint
-    from cifar_alexnet.evaluate import default_device
+    from cifar_alexnet.runtime.device import select_device
 
     if args.top_k < 1:
         print("error: --top-k must be at least 1", file=sys.stderr)
         return 2
-    device = torch.device(args.device) if args.device else default_device()
     try:
+        device = select_device(args.device)
         model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
         images = np.stack([load_image(p, resize=args.resize) for p in args.images])  # (N, 32, 32, 3)
     except (ValueError, FileNotFoundError) as exc:

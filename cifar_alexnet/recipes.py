@@ -1,8 +1,17 @@
-"""Training recipes: every hyperparameter of every recipe, in one place, each with its reason.
+"""Everything a training run is configured with: one dataclass, and the two recipes that are instances of it.
 
-A *recipe* is a complete set of hyperparameters. ``cifar-alexnet train --recipe NAME`` starts
-from one and every command-line option that is given overrides the recipe's value; the
-effective values are stored in the run directory's ``config.json``.
+:class:`TrainConfig` lists every option of ``cifar-alexnet train`` once: its type, its
+default, its help text and the reason for the default. The command-line options are
+generated from its fields (:func:`add_arguments`), the run directory's ``config.json`` is
+its fields as JSON, and ``--resume`` reads that file back.
+
+Options come in two kinds:
+
+* **hyperparameters** have no default of their own: a *recipe* gives all of them, with the
+  reason for each value beside it. ``--recipe NAME`` picks one and every hyperparameter
+  option that is given on the command line overrides the recipe's value;
+* **run options** (where the data is, where the run goes, the seed, the device ...) do not
+  change what a recipe means; each has its default in its field.
 
 Two recipes ship:
 
@@ -15,85 +24,161 @@ Two recipes ship:
     The same network and the same augmentations, with the usual modern GPU tricks: SGD with
     Nesterov momentum, a one-cycle schedule (linear warm-up, then linear decay to zero), label
     smoothing, bfloat16 autocast, channels-last memory and test-time flip averaging.
-    **Not yet run on a GPU**: it was written without access to one, so no GPU speed is claimed
-    for it; ``bench/gpu.py`` measures it (time to 90.34 %) on a GPU machine. Its accuracy was
-    measured once, on a CPU with the JPEG copy of CIFAR-10: ``docs/runs/cpu-full-fast-bf16``,
-    shown on the documentation's training page.
+    ``bench/gpu.py`` measures its time to 90.34 % on a GPU; ``docs/runs/`` holds its
+    recorded runs.
 
 Why a learning-rate schedule matters here: with a constant rate (the original) the test
 accuracy keeps oscillating by about a point from epoch to epoch (see the notebook's log); a
 rate that decays to zero ends the run in a flat region, so far fewer epochs are needed.
+
+Resuming (``--resume RUN_DIR``) continues a run with the configuration stored in its
+``config.json``. Only the options in :data:`RESUME_MAY_CHANGE` may be given with it: they
+do not change what is computed (``epochs`` only extends the run).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+import argparse
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "get_recipe"]
+__all__ = ["TrainConfig", "ORIGINAL", "FAST", "RECIPES", "RESUME_MAY_CHANGE", "get_recipe", "validate_config",
+           "add_arguments", "config_from_args"]
+
+#: The options that ``--resume`` accepts; everything else comes from the stored run.
+RESUME_MAY_CHANGE = ("epochs", "quiet", "device", "workers")
+
+HYPER, SPEED, RUN = ("recipe and hyperparameters (override the recipe's values)", "speed (GPU)",
+                     "data, output and reproducibility")
+
+
+def hyperparameter(help: str, group: str = HYPER, *, cli: str = "value", choices=None) -> Any:
+    """A field whose value comes from the recipe. ``cli``: ``"value"``, ``"flag"`` (--x/--no-x) or ``""`` (none)."""
+    return field(metadata={"kind": "hyperparameter", "help": help, "group": group, "cli": cli, "choices": choices})
+
+
+def run_option(default: Any, help: str, why: str, group: str = RUN, *, cli: str = "value", choices=None,
+               metavar: str | None = None) -> Any:
+    """A field with its own default and the reason for it. ``cli``: ``"value"``, ``"flag"`` (store_true) or ``"no"``."""
+    return field(default=default, metadata={"kind": "run", "help": help, "why": why, "group": group, "cli": cli,
+                                            "choices": choices, "metavar": metavar})
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """One complete set of training hyperparameters (see :data:`RECIPES`).
+class TrainConfig:
+    """Every option of a training run; build one with :meth:`from_recipe` or :meth:`for_resume`."""
 
-    Attributes:
-        epochs: passes over the training set.
-        batch_size: images per optimizer step (the GLOBAL batch when several processes train
-            together; it must be divisible by the number of processes).
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
-        lr: learning rate (the peak rate when a schedule is used).
-        momentum: SGD momentum (ignored by Adam, whose ``betas`` play that role).
-        nesterov: SGD with Nesterov momentum.
-        betas: Adam/AdamW moving-average coefficients.
-        weight_decay: L2 penalty (Adam, SGD) or decoupled decay (AdamW).
-        schedule: ``"constant"`` or ``"onecycle"`` (linear warm-up from ``lr * warmup_start``
-            to ``lr`` over ``warmup_epochs``, then linear decay to 0 at the last step).
-        warmup_epochs: length of the warm-up in epochs (fractions allowed).
-        warmup_start: the rate at the first step, as a fraction of ``lr``.
-        label_smoothing: cross-entropy label smoothing (0 = plain cross-entropy).
-        augment: the original's training augmentations (random crop with 4-pixel padding,
-            horizontal flip, ColorJitter() -- a no-op --, grayscale with p=0.3).
-        amp: ``"off"`` (float32), ``"bf16"`` or ``"fp16"`` (autocast; fp16 adds a GradScaler).
-        channels_last: NHWC memory format (faster convolutions on tensor-core GPUs).
-        tta_flip: evaluate on each test image and its mirror image and average the logits.
-        drop_last: drop the last, smaller batch of each epoch.
-        dropout: drop probability of the classifier's two dropout layers.
-        hidden: width of the two hidden linear layers.
-    """
+    # --- hyperparameters: the recipe gives each value, and the reason for it -------------------
+    epochs: int = hyperparameter("passes over the training set")
+    batch_size: int = hyperparameter("images per step, GLOBAL over all processes (divisible by their number)")
+    optimizer: str = hyperparameter("the optimizer", choices=("adam", "adamw", "sgd"))
+    lr: float = hyperparameter("learning rate (peak rate with a schedule)")
+    momentum: float = hyperparameter("SGD momentum (Adam's betas play that role)")
+    nesterov: bool = hyperparameter("SGD Nesterov momentum", cli="flag")
+    betas: tuple[float, float] = hyperparameter("Adam/AdamW moving-average coefficients", cli="")
+    weight_decay: float = hyperparameter("L2 penalty (Adam, SGD) or decoupled decay (AdamW)")
+    schedule: str = hyperparameter("learning-rate schedule: constant, or onecycle (linear warm-up from "
+                                   "lr * warmup_start to lr, then linear decay to 0)",
+                                   choices=("constant", "onecycle"))
+    warmup_epochs: float = hyperparameter("one-cycle warm-up length in epochs (fractions allowed)")
+    warmup_start: float = hyperparameter("one-cycle rate at the first step, as a fraction of lr", cli="")
+    label_smoothing: float = hyperparameter("cross-entropy label smoothing (0 = plain cross-entropy)")
+    augment: bool = hyperparameter("the original's augmentations (crop, flip, grayscale)", cli="flag")
+    amp: str = hyperparameter("autocast precision; fp16 adds a GradScaler", SPEED, choices=("off", "bf16", "fp16"))
+    channels_last: bool = hyperparameter("NHWC memory format", SPEED, cli="flag")
+    tta_flip: bool = hyperparameter("average test logits over each image and its mirror", SPEED, cli="flag")
+    drop_last: bool = hyperparameter("drop each epoch's last, smaller batch", cli="flag")
+    dropout: float = hyperparameter("drop probability of the classifier's dropout layers")
+    hidden: int = hyperparameter("width of the hidden linear layers")
 
-    epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    momentum: float
-    nesterov: bool
-    betas: tuple[float, float]
-    weight_decay: float
-    schedule: str
-    warmup_epochs: float
-    warmup_start: float
-    label_smoothing: float
-    augment: bool
-    amp: str
-    channels_last: bool
-    tta_flip: bool
-    drop_last: bool
-    dropout: float
-    hidden: int
+    # --- run options: each default with its reason ---------------------------------------------
+    recipe: str = run_option("original", "hyperparameter set, see cifar_alexnet/recipes.py",
+                             "the 2020 notebook's values: the run this project reproduces", HYPER)
+    compile: bool = run_option(False, "torch.compile the model", "compiling takes minutes; worth it on GPUs only",
+                               SPEED, cli="flag")
+    eval_batch_size: int = run_option(1024, "test-time batch size",
+                                      "no gradients are kept, so test batches can be twice the training batch", SPEED)
+    loader: str = run_option("device", "device: the whole data set on the device, batched augmentation; "
+                             "torchvision: the original PIL + DataLoader pipeline",
+                             "same augmentations as the original's, without per-image PIL work", SPEED,
+                             choices=("device", "torchvision"))
+    workers: int = run_option(4, "DataLoader worker processes for --loader torchvision",
+                              "the original notebook's num_workers", SPEED)
+    sync_bn: bool = run_option(False, "multi-process runs: BatchNorm over the global batch",
+                               "per-process BatchNorm is what DistributedDataParallel does by default", SPEED,
+                               cli="flag")
+    dtype: str = run_option("float32", "float64 trains in double precision: slow, for verification (e.g. exact "
+                            "comparison of 1 and N processes, where float32 rounding differences grow step by step)",
+                            "float32 is what the original trained in", SPEED, choices=("float32", "float64"))
+    data: str | None = run_option(None, "a folder with cifar-10-python.tar.gz or cifar-10-batches-py/, or an image "
+                                  "folder / .tar.gz of one (default: ./data)", "see cifar_alexnet.data.load_cifar10")
+    download: bool = run_option(False, "download official CIFAR-10 if absent",
+                                "no network access unless asked for", cli="flag")
+    verify: bool = run_option(True, "read an archive in the official format without comparing its MD5s with the "
+                              "official ones (for home-made archives such as the tests')",
+                              "an altered archive must not train silently", cli="no")
+    limit_train: int | None = run_option(None, "train on a class-balanced subset of N images (default: all)",
+                                         "the whole training set, as the original")
+    limit_test: int | None = run_option(None, "test on a class-balanced subset of N images (default: all)",
+                                        "the whole test set, as the original")
+    out: str | None = run_option(None, "run directory (default: runs/<UTC time>-<recipe>)",
+                                 "a new directory per run, so no run overwrites another")
+    resume: str | None = run_option(None, "continue a stopped run with its stored configuration; only --epochs (to "
+                                    "extend), --device, --workers and --quiet may be given with it",
+                                    "a new run unless asked", metavar="RUN_DIR")
+    seed: int = run_option(0, "seed of every random generator", "any fixed value makes reruns repeatable")
+    deterministic: bool = run_option(False, "deterministic kernels only: bit-identical reruns and resumes on one "
+                                     "device (slower on GPUs)", "cuDNN's autotuner is faster", cli="flag")
+    device: str | None = run_option(None, "cpu, cuda, cuda:1, mps (default: cuda, then mps, then cpu)",
+                                    "the fastest device present")
+    eval_train: bool = run_option(False, "also evaluate in eval mode on the augmented training set each epoch, as "
+                                  "the original did", "it costs a third of an epoch", cli="flag")
+    quiet: bool = run_option(False, "no progress bar; one log line per epoch", "a bar shows progress inside an epoch",
+                             cli="flag")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def with_overrides(self, **overrides) -> "Recipe":
-        """A copy with the given fields replaced; ``None`` values are ignored (= keep the recipe's)."""
-        known = {f.name for f in fields(self)}
+    @classmethod
+    def from_recipe(cls, recipe: str = "original", **overrides: Any) -> "TrainConfig":
+        """The named recipe with ``overrides`` applied (``None`` means "keep the recipe's value")."""
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise ValueError(f"unknown recipe field(s) {unknown}; known fields: {sorted(known)}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+            raise ValueError(f"unknown training option(s) {unknown}")
+        return replace(get_recipe(recipe), **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def for_resume(cls, run_dir: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+        """The configuration stored in ``run_dir/config.json``, set to resume that run.
+
+        Only the options in :data:`RESUME_MAY_CHANGE` may be overridden.
+        """
+        run_dir = Path(run_dir)
+        bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_MAY_CHANGE)
+        if bad:
+            raise ValueError(f"--resume continues {run_dir} with its stored configuration; the option(s) "
+                             f"{bad} cannot be changed on resume (only {sorted(RESUME_MAY_CHANGE)}). "
+                             "Start a new run instead.")
+        path = run_dir / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume {run_dir}: no config.json there; pass a run directory written by "
+                                    "`cifar-alexnet train` (it holds config.json and last.safetensors)")
+        stored = json.loads(path.read_text())
+        values = {f.name: stored[f.name] for f in fields(cls) if f.name in stored}
+        values["betas"] = tuple(values.get("betas", ORIGINAL.betas))
+        values.update({k: v for k, v in overrides.items() if v is not None}, resume=str(run_dir), out=str(run_dir))
+        return replace(get_recipe(values.get("recipe", "original")), **values)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["betas"] = list(self.betas)
+        return out
 
 
-ORIGINAL = Recipe(
+ORIGINAL = TrainConfig(
+    recipe="original",
     epochs=100,  # the notebook's end_epoch; its best test accuracy (90.34 %) came at epoch 60
     batch_size=512,  # the notebook's BATCH_SIZE
     optimizer="adam",  # torch.optim.Adam(net.parameters(), lr=0.001)
@@ -115,9 +200,10 @@ ORIGINAL = Recipe(
     hidden=2048,  # "Classifier Neuron: 2048"
 )
 
-FAST = Recipe(
+FAST = TrainConfig(
+    recipe="fast",
     # About a third of the original's 100 epochs: with a decaying rate most of the original's
-    # late epochs only oscillate around the same accuracy. Untested on a GPU (see module doc).
+    # late epochs only oscillate around the same accuracy.
     epochs=30,
     # 512 keeps BatchNorm's batch statistics as in the original and still fills an H100 for a
     # network this small; larger batches would need a retuned rate.
@@ -154,12 +240,110 @@ FAST = Recipe(
 )
 
 #: The recipes by name (``--recipe NAME``).
-RECIPES: dict[str, Recipe] = {"original": ORIGINAL, "fast": FAST}
+RECIPES: dict[str, TrainConfig] = {"original": ORIGINAL, "fast": FAST}
 
 
-def get_recipe(name: str) -> Recipe:
+def get_recipe(name: str) -> TrainConfig:
     """Look a recipe up by name, with an error that lists the known names."""
     try:
         return RECIPES[name]
     except KeyError:
         raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}") from None
+
+
+def validate_config(config: TrainConfig, world_size: int = 1) -> None:
+    """Reject impossible values with a message that names the option and the fix."""
+    c, problems = config, []
+    for f in fields(c):
+        choices = f.metadata.get("choices")
+        if choices and getattr(c, f.name) not in choices:
+            problems.append(f"--{f.name.replace('_', '-')} {getattr(c, f.name)!r}: choose one of {', '.join(choices)}")
+    if c.recipe not in RECIPES:
+        problems.append(f"--recipe {c.recipe!r}: choose one of {sorted(RECIPES)}")
+    if c.epochs < 1:
+        problems.append(f"--epochs {c.epochs}: must be at least 1")
+    if c.batch_size < 2:
+        problems.append(f"--batch-size {c.batch_size}: must be at least 2 (BatchNorm needs two images)")
+    elif c.batch_size % world_size:
+        problems.append(f"--batch-size {c.batch_size} is the global batch and must be divisible by the "
+                        f"number of processes ({world_size})")
+    if c.eval_batch_size < 1:
+        problems.append(f"--eval-batch-size {c.eval_batch_size}: must be at least 1")
+    if not (c.lr > 0 and math.isfinite(c.lr)):
+        problems.append(f"--lr {c.lr}: must be a positive finite number")
+    if c.loader == "torchvision" and world_size > 1:
+        problems.append("--loader torchvision runs in one process only; use the default device loader with torchrun")
+    if not 0.0 <= c.label_smoothing < 1.0:
+        problems.append(f"--label-smoothing {c.label_smoothing}: must be in [0, 1)")
+    if not 0.0 <= c.dropout < 1.0:
+        problems.append(f"--dropout {c.dropout}: must be in [0, 1)")
+    if c.hidden < 1:
+        problems.append(f"--hidden {c.hidden}: must be at least 1")
+    if c.dtype == "float64" and c.amp != "off":
+        problems.append(f"--dtype float64 with --amp {c.amp}: autocast is for lower precision; use --amp off")
+    if c.workers < 0:
+        problems.append(f"--workers {c.workers}: must be 0 or more")
+    for name in ("limit_train", "limit_test"):
+        value = getattr(c, name)
+        if value is not None and value < 10:
+            problems.append(f"--{name.replace('_', '-')} {value}: must be at least 10 (one image per class)")
+    if problems:
+        raise ValueError("invalid training configuration:\n  " + "\n  ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line, generated from the fields
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per field with a ``cli`` entry; hyperparameters default to ``None`` (= the recipe's)."""
+    groups = {name: parser.add_argument_group(name) for name in (HYPER, SPEED, RUN)}
+    for f in sorted(fields(TrainConfig), key=lambda f: f.name != "recipe"):  # --recipe first
+        meta = f.metadata
+        if not meta["cli"]:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if meta["kind"] == "hyperparameter":
+            recipe_values = ", ".join(f"{name}: {getattr(r, f.name)}" for name, r in RECIPES.items())
+            help_text = f"{meta['help']} (default: from the recipe -- {recipe_values})"
+            default = None
+        else:
+            help_text = meta["help"] if "(default:" in meta["help"] else f"{meta['help']} (default: {f.default})"
+            default = f.default
+        kwargs: dict[str, Any] = dict(dest=f.name, default=default, help=help_text)
+        if meta["cli"] == "flag" and meta["kind"] == "hyperparameter":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif meta["cli"] == "flag":
+            kwargs["action"] = "store_true"
+        elif meta["cli"] == "no":
+            flag, kwargs["action"] = "--no-" + f.name.replace("_", "-"), "store_false"
+            kwargs["help"] = f"{meta['help']} (default: {f.name})"
+        else:
+            kwargs["type"] = _option_type(f.type)
+            if meta["choices"] or f.name == "recipe":
+                kwargs["choices"] = list(meta["choices"] or sorted(RECIPES))
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+        groups[meta["group"]].add_argument(flag, **kwargs)
+
+
+def _option_type(annotation: str):
+    """``int``/``float``/``str`` from a field's annotation (``"int | None"`` -> ``int``)."""
+    return {"int": int, "float": float}.get(annotation.split(" | ")[0], str)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` a parsed ``train`` command line describes."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if not args.resume:
+        return TrainConfig.from_recipe(given.pop("recipe"), **given)
+    defaults = {f.name: None if f.metadata["kind"] == "hyperparameter" else f.default for f in fields(TrainConfig)}
+    changed = [name for name, value in given.items()  # a flag left off (False) counts as not given
+               if name not in RESUME_MAY_CHANGE + ("resume",) and value not in (None, False, defaults[name])]
+    if changed:
+        raise ValueError(f"--resume continues a run with its stored configuration; drop "
+                         f"{', '.join('--' + c.replace('_', '-') for c in changed)} (only "
+                         f"{', '.join('--' + c for c in RESUME_MAY_CHANGE)} may be given with --resume)")
+    return TrainConfig.for_resume(args.resume, **{name: given[name] if given[name] != defaults[name] else None
+                                                  for name in RESUME_MAY_CHANGE})

@@ -59,10 +59,6 @@ class Layer:
     features: Optional[int] = None  # linear (out_features), bn1d (num_features)
     p: Optional[float] = None  # dropout: drop probability
 
-    @property
-    def has_params(self) -> bool:
-        return self.kind in ("conv", "bn2d", "linear", "bn1d")
-
 
 def _conv(name, key, out_channels, padding):
     return Layer(name, "conv", key, out_channels=out_channels, kernel=3, stride=1, padding=padding)

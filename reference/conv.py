@@ -77,8 +77,12 @@ class ConvCache(NamedTuple):
     cols: np.ndarray | None
 
 
-def conv2d_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length along one axis: ``(size + 2 * padding - kernel) // stride + 1``."""
+def conv2d_output_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
+    """Output length along one axis of a window sliding over ``size`` positions (convolution or pooling).
+
+    ``floor((size + 2 * padding - kernel) / stride) + 1``: PyTorch's floor mode, where rows and
+    columns that do not fill a whole window are dropped.
+    """
     return (size + 2 * padding - kernel) // stride + 1
 
 

@@ -44,6 +44,7 @@ from math import prod
 from typing import Iterable, Sequence
 
 from reference.architecture import INPUT_SHAPE, LAYERS, Layer
+from reference.conv import conv2d_output_size
 
 __all__ = [
     "LayerCounts",
@@ -54,10 +55,6 @@ __all__ = [
     "count_layers",
     "totals",
 ]
-
-#: Layer kinds that torchstat has a FLOPs / MAdd rule for (the others count 0).
-TORCHSTAT_COUNTED_KINDS = ("conv", "bn2d", "relu", "maxpool", "linear")
-
 
 @dataclass(frozen=True)
 class LayerCounts:
@@ -110,14 +107,6 @@ def _require_vector(layer: Layer, in_shape: tuple[int, ...]) -> int:
     return in_shape[0]
 
 
-def _conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a convolution or pooling window sliding over ``size`` positions.
-
-    ``floor((size + 2 * padding - kernel) / stride) + 1`` (PyTorch's floor mode).
-    """
-    return (size + 2 * padding - kernel) // stride + 1
-
-
 def output_shape(layer: Layer, in_shape: Sequence[int]) -> tuple[int, ...]:
     """The per-sample output shape of ``layer`` for a per-sample input of ``in_shape``.
 
@@ -130,8 +119,8 @@ def output_shape(layer: Layer, in_shape: Sequence[int]) -> tuple[int, ...]:
     if kind in ("conv", "maxpool"):
         channels, height, width = _require_image(layer, in_shape)
         padding = layer.padding or 0
-        out_h = _conv_out_size(height, layer.kernel, layer.stride, padding)
-        out_w = _conv_out_size(width, layer.kernel, layer.stride, padding)
+        out_h = conv2d_output_size(height, layer.kernel, layer.stride, padding)
+        out_w = conv2d_output_size(width, layer.kernel, layer.stride, padding)
         if out_h < 1 or out_w < 1:
             raise ValueError(
                 f"{layer.name}: input {height}x{width} is too small for a {layer.kernel}x{layer.kernel} "

@@ -215,7 +215,7 @@ def save_npz(path: str | os.PathLike, params: Mapping[str, np.ndarray]) -> None:
     The file is written under a temporary name in the same directory, flushed to disk and
     then renamed over ``path``, so ``path`` is either the old file or the complete new one,
     never half written. (``reference`` uses only NumPy and the standard library, so this is
-    a small local version of :mod:`cifar_alexnet.atomic`.)
+    a small local version of :mod:`cifar_alexnet.runtime.atomic`.)
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))

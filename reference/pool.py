@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from reference._checks import check_float_array, check_shape, int_pair
+from reference.conv import conv2d_output_size
 
 __all__ = [
     "PoolCache",
@@ -66,7 +67,7 @@ def _check_inputs(layer: str, x, kernel, stride):
             f"{layer}: kernel {kernel_hw[0]}x{kernel_hw[1]} is larger than the input {H}x{W} "
             f"(x: (N, C, H, W) = {x.shape}; max pooling has no padding); use a smaller kernel"
         )
-    out_hw = ((H - kernel_hw[0]) // stride_hw[0] + 1, (W - kernel_hw[1]) // stride_hw[1] + 1)
+    out_hw = tuple(conv2d_output_size(size, k, s) for size, k, s in zip((H, W), kernel_hw, stride_hw))
     return kernel_hw, stride_hw, out_hw
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from reference.architecture import INPUT_SHAPE, LAYERS, Layer
+from reference.conv import conv2d_output_size
 
 __all__ = ["ReceptiveField", "receptive_fields", "receptive_field_of"]
 
@@ -98,7 +99,7 @@ class ReceptiveField:
 
 def _window(field: ReceptiveField, name: str, kernel: int, stride: int, padding: int) -> ReceptiveField:
     """Apply a sliding window (convolution, pooling, or a linear layer as a full-width window)."""
-    size = (field.size + 2 * padding - kernel) // stride + 1
+    size = conv2d_output_size(field.size, kernel, stride, padding)
     if size < 1:
         raise ValueError(f"{name}: {field.size} positions are too few for a window of {kernel} with padding {padding}")
     return ReceptiveField(

@@ -1,4 +1,4 @@
-"""cifar_alexnet.atomic: all-or-nothing writes, with the permissions a plain open() would give.
+"""cifar_alexnet.runtime.atomic: all-or-nothing writes, with the permissions a plain open() would give.
 
 (Full-disk behaviour is tested on a real tmpfs in test_disk_full.py.)
 """
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from cifar_alexnet.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from cifar_alexnet.runtime.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 

@@ -74,7 +74,7 @@ def test_project_side_in_bf16_really_runs_bfloat16_kernels():
     side = bench.ProjectSide(images, np.arange(4) % 10, [0.5] * 3, [0.25] * 3, torch.device("cpu"), batch_size=2,
                              channels_last=True, amp="bf16")
     seen = []
-    hook = side.trainer.model.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    hook = side.model.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     assert side.epoch() == 4
     hook.remove()
     assert seen == [torch.bfloat16, torch.bfloat16]
@@ -92,12 +92,12 @@ def test_both_sides_train_on_every_image():
     mean, std = [0.5] * 3, [0.25] * 3
     original = bench.OriginalSide(images, labels, mean, std, torch.device("cpu"), batch_size=3, workers=0)
     project = bench.ProjectSide(images, labels, mean, std, torch.device("cpu"), batch_size=3, channels_last=True)
-    before = {k: v.clone() for k, v in project.trainer.model.state_dict().items()}
+    before = {k: v.clone() for k, v in project.model.state_dict().items()}
     assert original.epoch() == 6
     assert project.epoch() == 6
-    after = project.trainer.model.state_dict()
+    after = project.model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the step really updated the weights
-    assert project.trainer.optimizer.state_dict()["state"][0]["step"].item() == 2
+    assert project.optimizer.state_dict()["state"][0]["step"].item() == 2
 
 
 def test_bad_sizes_are_refused(capsys):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cifar_alexnet.atomic import DiskFullError
+from cifar_alexnet.runtime.atomic import DiskFullError
 from cifar_alexnet.cli import main
 from cifar_alexnet.data import load_cifar10
 from cifar_alexnet.train import EXIT_DISK_FULL
-from test_train_cli import write_tiny_data
+from helpers import write_tiny_data
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ import torch
 
 import tolerances
 from cifar_alexnet.checkpoint import load_checkpoint
-from cifar_alexnet.distributed import DistContext, context_from_env
-from test_train_cli import cli_env, read_history, run_cli, write_tiny_data
+from cifar_alexnet.runtime.distributed import DistContext, context_from_env
+from helpers import cli_env, read_history, run_cli, write_tiny_data
 
 #: whole network, float64 (see the module docstring)
 PARITY = tolerances.NETWORK_GRAD_F64

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tolerances
 from cifar_alexnet.checkpoint import load_checkpoint
 from cifar_alexnet.cli import main
-from test_train_cli import read_history, write_tiny_data
+from helpers import read_history, write_tiny_data
 
 PARITY = tolerances.TRAINING_PARITY_F32
 

@@ -24,8 +24,8 @@ import torch
 from cifar_alexnet.checkpoint import capture_rng_state, load_checkpoint, save_checkpoint
 from cifar_alexnet.cli import main
 from cifar_alexnet.model import AlexNet
-from test_train_cli import (TINY, assert_bit_identical, assert_sane_history, cli_env, read_history, run_cli,
-                            write_tiny_data)
+from helpers import (TINY, assert_bit_identical, assert_sane_history, cli_env, read_history, run_cli,
+                     write_tiny_data)
 
 #: 2 epochs of 2 steps on 10 images; dropout stays on (its random stream must be restored too).
 RUN = [*TINY, "--epochs", "2", "--deterministic", "--seed", "7"]

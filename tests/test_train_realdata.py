@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test_train_cli import REPO_ROOT, assert_sane_history, cli_env
+from helpers import REPO_ROOT, assert_sane_history, cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 

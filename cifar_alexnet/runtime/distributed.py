@@ -44,6 +44,7 @@ __all__ = [
     "GlobalBatchNorm",
     "all_reduce_sum",
     "all_reduce_max",
+    "all_reduce_min",
     "context_from_env",
     "convert_to_global_batchnorm",
     "convert_to_sync_batchnorm",
@@ -123,6 +124,13 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum ``tensor`` over all processes, in place; returns it. No-op for one process."""
     if ctx.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_min(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Element-wise minimum of ``tensor`` over all processes, in place; returns it."""
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return tensor
 
 

@@ -1,0 +1,107 @@
+"""A run directory: its checkpoints, its history and curves, and the lines a run prints.
+
+``RUN_DIR/`` holds ``config.json`` (the :class:`~cifar_alexnet.recipes.TrainConfig`),
+``last.safetensors`` (everything needed to resume), ``best.safetensors`` (the weights of the
+epoch with the best test accuracy), ``history.json`` / ``history.csv`` (one row per epoch)
+and ``curves.png``. Every file is written atomically (:mod:`cifar_alexnet.runtime.atomic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from cifar_alexnet.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, save_checkpoint
+from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text
+from cifar_alexnet.runtime.random_state import capture_rng_state
+
+__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "HISTORY_FIELDS", "default_run_dir", "format_row",
+           "log_line", "open_run_dir", "save_run_checkpoint", "write_curves", "write_history"]
+
+HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
+                  "images_per_s"]
+EVAL_TRAIN_FIELDS = ["eval_train_loss", "eval_train_acc"]
+
+
+def default_run_dir(recipe: str) -> Path:
+    """``runs/<UTC time>-<recipe>``, with a numeric suffix if that name is taken."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path, suffix = Path("runs") / f"{stamp}-{recipe}", 1
+    while path.exists():
+        suffix += 1
+        path = Path("runs") / f"{stamp}-{recipe}-{suffix}"
+    return path
+
+
+def open_run_dir(run_dir: Path, *, resume: bool):
+    """The checkpoint to resume from (``resume``), or None after checking that ``run_dir`` is free."""
+    if resume:
+        if not (run_dir / CHECKPOINT_LAST).is_file():
+            raise FileNotFoundError(f"--resume {run_dir}: no {CHECKPOINT_LAST} there; the run stopped before its "
+                                    "first checkpoint -- start it again instead")
+        return load_checkpoint(run_dir / CHECKPOINT_LAST)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise FileExistsError(f"--out {run_dir} already exists and is not empty; choose another directory, "
+                              f"or continue that run with --resume {run_dir}")
+    return None
+
+
+def save_run_checkpoint(model: nn.Module, meta: dict, history: list[dict], best: dict, path: Path, *,
+                        completed_epochs: int, optimizer: torch.optim.Optimizer | None = None,
+                        scaler: torch.amp.GradScaler | None = None, loader=None,
+                        mid_epoch: dict | None = None) -> None:
+    """Write ``path``; with ``optimizer`` also the optimizer, the scaler and every random state (resumable)."""
+    rng_state = None
+    if optimizer is not None:
+        rng_state = capture_rng_state()
+        rng_state["generators"] = {"loader": loader.state_dict()["generator_state"]}  # mid-epoch: the epoch's start
+    full_meta = {**meta, "epoch": completed_epochs, "step": mid_epoch["step"] if mid_epoch else 0,
+                 "mid_epoch": mid_epoch, "metrics": history[-1] if history else {}, "best": dict(best),
+                 "history": history, "scaler": scaler.state_dict() if scaler is not None else None}
+    save_checkpoint(path, model, meta=full_meta, optimizer=optimizer, rng_state=rng_state)
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite ``history.json`` and ``history.csv`` from the list of per-epoch rows."""
+    atomic_write_json(run_dir / "history.json", history)
+    columns = HISTORY_FIELDS + [f for f in EVAL_TRAIN_FIELDS if any(f in row for row in history)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(run_dir / "history.csv", buffer.getvalue())
+
+
+def write_curves(run_dir: Path, history: list[dict[str, Any]], log: Callable[[str], None]) -> None:
+    """``curves.png`` via :func:`cifar_alexnet.plots.plot_history`; a plotting failure only warns."""
+    try:
+        from cifar_alexnet.plots import plot_history
+
+        plot_history(history, run_dir / "curves.png")
+    except Exception as exc:  # a broken plot must never end a training run
+        log(f"warning: could not draw curves.png ({type(exc).__name__}: {exc})")
+
+
+def log_line(is_main: bool, message: str) -> None:
+    """Print one line (rank 0 only) without breaking the progress bar."""
+    if is_main:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stdout)
+        sys.stdout.flush()
+
+
+def format_row(row: dict[str, Any], epochs: int) -> str:
+    line = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:6.2f}%  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:6.2f}%  lr {row['lr']:.3g}  "
+            f"{row['epoch_time_s']:.1f} s  {row['images_per_s']:.0f} img/s")
+    if "eval_train_acc" in row:
+        line += f"  (eval-mode augmented train: loss {row['eval_train_loss']:.4f} acc {row['eval_train_acc']:.2f}%)"
+    return line

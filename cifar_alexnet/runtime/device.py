@@ -1,0 +1,82 @@
+"""Where and in what precision the model runs: the device, autocast, reproducibility flags."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import torch
+
+__all__ = ["autocast", "reproducibility", "resolve_amp", "select_device", "sum_dtype"]
+
+
+def select_device(requested: str | None = None, local_rank: int = 0) -> torch.device:
+    """``requested`` if given, else the first available of CUDA, Apple MPS and the CPU.
+
+    Raises:
+        ValueError: the requested device does not exist on this machine.
+    """
+    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+            if device.index is None:
+                device = torch.device("cuda", local_rank)
+        if device.type == "mps" and not mps:
+            raise ValueError(f"--device {requested}: Apple MPS is not available here; use --device cpu")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    return torch.device("mps") if mps else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def reproducibility(seed: int, deterministic: bool) -> Iterator[None]:
+    """Seed every generator; with ``deterministic``, make PyTorch use only deterministic kernels.
+
+    Without ``deterministic``, cuDNN's autotuner (``benchmark``) picks the fastest convolution
+    algorithm for each shape, which may differ from run to run. The global flags are put back
+    on exit, so calling the trainer from Python leaves no trace.
+    """
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                torch.backends.cudnn.benchmark)
+    torch.manual_seed(seed)  # seeds the CPU and every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[1], previous[2]
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The precision actually used: bf16 falls back to fp16 on GPUs without bfloat16 units.
+
+    NVIDIA GPUs compute in bfloat16 from compute capability 8.0 (A100) on. Older ones (V100,
+    T4) can only emulate it, slowly -- ``torch.cuda.is_bf16_supported()`` still says yes for
+    them, because it counts emulation -- so the capability of ``device`` itself is checked.
+    """
+    if amp == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
+        return "fp16"
+    return amp
+
+
+def autocast(device: torch.device, amp: str):
+    """The autocast context for ``amp`` (``"off"``: a no-op context, everything in the model's dtype)."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """The dtype of on-device running sums: float64, except on MPS (which has none)."""
+    return torch.float32 if device.type == "mps" else torch.float64
