@@ -50,7 +50,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cifar_alexnet.array_dataset import IMAGE_SHAPE, ArrayDataset, DataError, describe_exception
-from cifar_alexnet.atomic import DiskFullError
+from cifar_alexnet.runtime.atomic import DiskFullError
 from cifar_alexnet.checked_tar import read_tarball
 from cifar_alexnet.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
 from cifar_alexnet.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
@@ -337,7 +337,7 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             read is decoded again and replaced; one that cannot be written (a read-only file
             system, no permission, a file in the way) costs one ``warning:`` line on stderr,
             and the data is returned uncached. A full disk raises
-            :class:`~cifar_alexnet.atomic.DiskFullError`, as it does for every file written.
+            :class:`~cifar_alexnet.runtime.atomic.DiskFullError`, as it does for every file written.
         use_cache: ``False`` decodes every time and writes nothing.
 
     Returns:

@@ -28,7 +28,7 @@ def recipe_source(name: str) -> str:
 
 @returns_printed
 def recipe_table() -> None:
-    """Every field of every recipe, side by side."""
+    """Every hyperparameter of every recipe, side by side (run options such as paths are left out)."""
     from dataclasses import fields
 
     from cifar_alexnet.recipes import RECIPES
@@ -36,6 +36,8 @@ def recipe_table() -> None:
     names = list(RECIPES)
     rows = []
     for f in fields(next(iter(RECIPES.values()))):
+        if f.metadata["kind"] != "hyperparameter":
+            continue
         values = [getattr(RECIPES[n], f.name) for n in names]
         cells = [f"`{v!r}`" for v in values]
         if len(set(map(repr, values))) > 1:
