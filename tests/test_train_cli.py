@@ -276,7 +276,7 @@ def test_onecycle_rises_then_falls_towards_zero(epochs, steps_per_epoch, warmup_
                                      warmup_start=warmup_start)
     total = epochs * steps_per_epoch
     rates = [learning_rate(config, step, total) for step in range(total)]
-    peak = max(range(total), key=lambda i: rates[i])
+    peak = max(range(total), key=lambda i: (rates[i], i))  # the last step at the top (a flat warm-up is a plateau)
     assert rates[peak] <= lr * (1 + 1e-12)
     assert all(a <= b + 1e-15 for a, b in zip(rates[:peak], rates[1:peak + 1]))  # non-decreasing warm-up
     assert all(a >= b - 1e-15 for a, b in zip(rates[peak:], rates[peak + 1:]))  # non-increasing decay
