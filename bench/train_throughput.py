@@ -329,6 +329,11 @@ def main(argv=None) -> int:
     from cifar_alexnet.model import AlexNet
 
     device = torch.device(args.device)
+    from cifar_alexnet.runtime.device import resolve_amp
+
+    if resolve_amp(args.amp, device) != args.amp:
+        raise SystemExit(f"error: --amp {args.amp}: {device} has no {args.amp} units, so the trainer would run "
+                         f"{resolve_amp(args.amp, device)} instead; measure without --amp here")
     log = print
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     images, labels, variant = load_images(args)

@@ -88,7 +88,9 @@ class TrainConfig:
     warmup_start: float = hyperparameter("one-cycle rate at the first step, as a fraction of lr", cli="")
     label_smoothing: float = hyperparameter("cross-entropy label smoothing (0 = plain cross-entropy)")
     augment: bool = hyperparameter("the original's augmentations (crop, flip, grayscale)", cli="flag")
-    amp: str = hyperparameter("autocast precision; fp16 adds a GradScaler", SPEED, choices=("off", "bf16", "fp16"))
+    amp: str = hyperparameter("autocast precision; fp16 adds a GradScaler; where bf16 would be emulated "
+                               "it falls back: to fp16 on pre-A100 GPUs, to off on CPUs without "
+                               "AVX512-BF16/AMX", SPEED, choices=("off", "bf16", "fp16"))
     channels_last: bool = hyperparameter("NHWC memory format", SPEED, cli="flag")
     tta_flip: bool = hyperparameter("average test logits over each image and its mirror", SPEED, cli="flag")
     drop_last: bool = hyperparameter("drop each epoch's last, smaller batch", cli="flag")
@@ -230,7 +232,8 @@ FAST = TrainConfig(
     label_smoothing=0.1,
     augment=True,  # the original's augmentations, so the comparison isolates optimiser and precision
     # bfloat16 autocast: tensor cores, no loss scaling needed (same exponent range as float32).
-    # On a GPU without bf16 support the trainer falls back to fp16 with a GradScaler.
+    # Where bf16 would only be emulated the trainer falls back: fp16 with a GradScaler on older
+    # GPUs, float32 on CPUs without AVX512-BF16/AMX (runtime.device.resolve_amp).
     amp="bf16",
     channels_last=True,  # NHWC is the layout tensor-core convolutions want
     tta_flip=True,  # averaging each image with its mirror image: free accuracy at test time

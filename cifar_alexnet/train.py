@@ -370,6 +370,7 @@ def describe(config: TrainConfig, run_dir: Path, data: Data, device: torch.devic
             f"{len(data.test.labels)} test images | device {device}"
             + (f" x {ctx.world_size} processes" if ctx.enabled else "")
             + f" | {c.optimizer} lr {c.lr:g} batch {c.batch_size} epochs {c.epochs} | amp {amp}"
+            + (f" ({c.amp} asked; {device.type} has no {c.amp} units)" if amp != c.amp else "")
             + (" | deterministic" if c.deterministic else ""))
 
 

@@ -52,7 +52,27 @@ def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["tt.json"]
 
 
-def test_bf16_smoke_run_uses_bf16_on_the_project_side_only(tmp_path, capsys):
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """Treat this CPU as one with bfloat16 units, so the bf16 code path runs (emulated, slowly) on any CPU."""
+    from cifar_alexnet.runtime import device
+
+    monkeypatch.setattr(device, "cpu_computes_bf16", lambda: True)
+
+
+def test_bf16_on_a_cpu_without_bfloat16_units_is_refused(tmp_path, monkeypatch):
+    """The trainer would run float32 there, so a "bf16" result would be mislabelled: nothing is measured."""
+    from cifar_alexnet.runtime import device
+
+    monkeypatch.setattr(device, "cpu_computes_bf16", lambda: False)
+    bench = _load("train_throughput")
+    out = tmp_path / "tt_bf16.json"
+    with pytest.raises(SystemExit, match="no bf16 units"):
+        bench.main(["--smoke", "--amp", "bf16", "--out", str(out)])
+    assert not out.exists()
+
+
+def test_bf16_smoke_run_uses_bf16_on_the_project_side_only(tmp_path, capsys, bf16_cpu):
     """--amp bf16: the project trains under bfloat16 autocast and the matmul reference is bfloat16."""
     bench = _load("train_throughput")
     out = tmp_path / "tt_bf16.json"
@@ -64,7 +84,7 @@ def test_bf16_smoke_run_uses_bf16_on_the_project_side_only(tmp_path, capsys):
     assert bench.parse_args([]).out == bench.DEFAULT_OUT
 
 
-def test_project_side_in_bf16_really_runs_bfloat16_kernels():
+def test_project_side_in_bf16_really_runs_bfloat16_kernels(bf16_cpu):
     """The --amp bf16 side runs the model's convolutions in bfloat16 (not float32 with a label)."""
     import numpy as np
     import torch

@@ -307,7 +307,21 @@ def test_bf16_falls_back_to_fp16_on_gpus_without_bfloat16_units(monkeypatch, cap
     assert resolve_amp("bf16", torch.device("cuda:0")) == expected
     assert resolve_amp("fp16", torch.device("cuda:0")) == "fp16"
     assert resolve_amp("off", torch.device("cuda:0")) == "off"
-    assert resolve_amp("bf16", torch.device("cpu")) == "bf16"  # CPUs: bf16 autocast as asked
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bfloat16_units_trains_in_float32(monkeypatch, native):
+    """Emulated bfloat16 on a CPU is many times slower than float32; native bf16 is used as asked.
+
+    The oneDNN query is replaced so both answers are tested on whatever CPU runs the suite.
+    """
+    from cifar_alexnet.runtime import device as device_module
+    from cifar_alexnet.train import resolve_amp
+
+    monkeypatch.setattr(device_module, "cpu_computes_bf16", lambda: native)
+    assert resolve_amp("bf16", torch.device("cpu")) == ("bf16" if native else "off")
+    assert resolve_amp("off", torch.device("cpu")) == "off"
+    assert resolve_amp("fp16", torch.device("cpu")) == "fp16"
 
 
 # --------------------------------------------------------------------------------------------
