@@ -8,8 +8,8 @@ from its header (Pillow's ``Image.open`` reads only the header; the pixels are d
 a few hundred bytes of it, with a :class:`~cifar_alexnet.array_dataset.DataError` that names
 the file, the member and the limit.
 
-The bounds leave a wide margin over real CIFAR-10 (numbers from the JPEG copy in
-``shared/data`` and from the official archive's file list):
+The bounds leave a wide margin over real CIFAR-10 (numbers from the JPEG copy of
+CIFAR-10 and from the official archive's file list):
 
 =============================  ==========  ================================================
 limit                          value       CIFAR-10 itself
@@ -20,6 +20,7 @@ limit                          value       CIFAR-10 itself
 ``MAX_ARCHIVE_BYTES``          1 GiB       the JPEG copy's tar: 92,692,480 bytes;
                                            the official tar: about 186 MB
 ``MAX_ARCHIVE_MEMBERS``        1,000,000   60,000 images and 22 folders
+``MAX_PREDICT_PIXELS``         64 million  (``predict --resize`` takes photos of any size)
 =============================  ==========  ================================================
 
 A data set that is genuinely larger (a bigger image-folder data set, say) needs these raised
@@ -29,7 +30,7 @@ here; nothing else in the package assumes their values.
 from __future__ import annotations
 
 __all__ = ["MAX_IMAGE_FILE_BYTES", "IMAGE_SIZE", "MAX_BATCH_FILE_BYTES", "MAX_ARCHIVE_BYTES", "MAX_ARCHIVE_MEMBERS",
-           "format_bytes"]
+           "MAX_PREDICT_PIXELS", "format_bytes"]
 
 #: Largest image file (PNG/JPEG) an image folder may hold, in bytes. A 32x32 RGB image is
 #: 3,072 bytes of pixels; PNG stores it in about 3 KB, JPEG q75 in about 1 KB.
@@ -50,6 +51,11 @@ MAX_ARCHIVE_BYTES = 1 << 30
 #: Most entries (files, folders, links) a tarball may list; Python's tarfile keeps one
 #: ``TarInfo`` per entry in memory.
 MAX_ARCHIVE_MEMBERS = 1_000_000
+
+
+#: Most pixels an image given to ``cifar-alexnet predict --resize`` may have (a 64-megapixel
+#: photo; decoded, 192 MB of RGB). Read from the header, checked before the pixels are decoded.
+MAX_PREDICT_PIXELS = 64_000_000
 
 
 def format_bytes(n: int) -> str:

@@ -33,6 +33,9 @@ __all__ = ["IMAGE_SIZE", "load_image", "predict_probabilities", "top_k", "add_ar
 #: Height and width the model takes.
 IMAGE_SIZE = 32
 
+#: Images read and classified at a time by ``cifar-alexnet predict``.
+BATCH = 256
+
 
 def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
     """Read one image file as uint8 ``(32, 32, 3)`` RGB.
@@ -47,15 +50,22 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from cifar_alexnet.limits import MAX_PREDICT_PIXELS
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only
+            width, height = image.size
+            if width * height > MAX_PREDICT_PIXELS:
+                raise ValueError(f"{path}: {width}x{height} pixels is more than the {MAX_PREDICT_PIXELS:,} "
+                                 "cifar-alexnet predict decodes; refused before decoding. Shrink it first.")
             image = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not an image PIL can read ({exc})") from exc
-    width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"{path}: refused before decoding, far too many pixels ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: not an image PIL can read ({exc})") from None
     if (width, height) != (IMAGE_SIZE, IMAGE_SIZE):
         if not resize:
             raise ValueError(
@@ -119,7 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``cifar-alexnet predict``: returns the exit status (0 ok, 2 bad input)."""
+    """``cifar-alexnet predict``: returns the exit status (0 ok, 2 bad input).
+
+    Images are read and classified :data:`BATCH` at a time, so memory does not grow with the
+    number of files. A file that cannot be used gets one ``error:`` line and the others are
+    still classified; the exit status is then 2.
+    """
     from cifar_alexnet.checkpoint import model_from_checkpoint
     from cifar_alexnet.runtime.device import select_device
 
@@ -129,16 +144,33 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = select_device(args.device)
         model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
-        images = np.stack([load_image(p, resize=args.resize) for p in args.images])  # (N, 32, 32, 3)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    probabilities = predict_probabilities(model, images, meta["mean"], meta["std"])
-    results = top_k(probabilities, meta["classes"], args.top_k)
+    records, failed = [], 0  # records: the JSON output, one per image in the order given
+    for start in range(0, len(args.images), BATCH):
+        batch = args.images[start:start + BATCH]
+        images, errors = [], {}  # errors: position in batch -> message
+        for i, path in enumerate(batch):
+            try:
+                images.append(load_image(path, resize=args.resize))  # (32, 32, 3)
+            except (ValueError, FileNotFoundError) as exc:
+                errors[i] = str(exc)
+                print(f"error: {exc}", file=sys.stderr)
+        failed += len(errors)
+        rankings = iter(top_k(predict_probabilities(model, np.stack(images), meta["mean"], meta["std"]),
+                              meta["classes"], args.top_k) if images else [])
+        for i, path in enumerate(batch):
+            if i in errors:
+                records.append({"image": str(path), "error": errors[i]})
+                continue
+            ranking = next(rankings)
+            records.append({"image": str(path), "top_k": [{"class": c, "probability": pr} for c, pr in ranking]})
+            if not args.json:
+                print(f"{path}: " + ", ".join(f"{c} {100 * pr:.1f} %" for c, pr in ranking), flush=True)
     if args.json:
-        print(json.dumps([{"image": str(p), "top_k": [{"class": c, "probability": pr} for c, pr in ranking]}
-                          for p, ranking in zip(args.images, results)], indent=2))
-    else:
-        for path, ranking in zip(args.images, results):
-            print(f"{path}: " + ", ".join(f"{c} {100 * pr:.1f} %" for c, pr in ranking))
+        print(json.dumps(records, indent=2))  # the JSON holds a few lines per image, not the images
+    if failed:
+        print(f"error: {failed} of {len(args.images)} image(s) could not be classified (see above)", file=sys.stderr)
+        return 2
     return 0

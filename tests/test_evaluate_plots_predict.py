@@ -267,3 +267,60 @@ def test_load_image_resize_centre_crops(tmp_path):
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(ValueError, match="text.png: not an image"):
         predict.load_image(tmp_path / "text.png")
+
+
+def _cat_checkpoint(path):
+    """A checkpoint whose logits are the same for every input, with class 3 ("cat") first."""
+    model = AlexNet(hidden=16).eval()
+    with torch.no_grad():
+        model.classifier[9].weight.zero_()
+        model.classifier[9].bias.copy_(torch.linspace(-1.0, 1.0, 10))
+        model.classifier[9].bias[3] = 3.0
+    save_checkpoint(path, model, meta={"mean": [0.5] * 3, "std": [0.25] * 3, "classes": list(CIFAR10_CLASSES)})
+    return path
+
+
+def test_predict_reports_a_bad_file_and_still_classifies_the_others(tmp_path, capsys):
+    checkpoint = _cat_checkpoint(tmp_path / "c.safetensors")
+    Image.fromarray(_solid((10, 200, 30))).save(tmp_path / "a.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.fromarray(_solid((200, 10, 30))).save(tmp_path / "b.png")
+    files = [tmp_path / "a.png", tmp_path / "broken.png", tmp_path / "missing.png", tmp_path / "b.png"]
+    assert predict.run(_parse(predict, [checkpoint, *files, "--json", "--device", "cpu"])) == 2
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [entry["image"] for entry in out] == [str(f) for f in files]  # the order given, failures included
+    assert [("error" in entry) for entry in out] == [False, True, True, False]
+    assert out[0]["top_k"][0]["class"] == out[3]["top_k"][0]["class"] == "cat"
+    assert "broken.png" in captured.err and "missing.png" in captured.err and "2 of 4" in captured.err
+    assert captured.err.count("error:") == 3  # one line per bad file, one summary
+
+
+def test_predict_reads_and_classifies_in_bounded_batches(tmp_path, capsys, monkeypatch):
+    """More files than one batch: every one is classified, in order, and no batch holds more than BATCH images."""
+    checkpoint = _cat_checkpoint(tmp_path / "c.safetensors")
+    monkeypatch.setattr(predict, "BATCH", 3)
+    seen = []
+    real = predict.predict_probabilities
+    monkeypatch.setattr(predict, "predict_probabilities", lambda m, x, *a: seen.append(len(x)) or real(m, x, *a))
+    files = []
+    for i in range(8):
+        Image.fromarray(_solid((i * 30, 0, 0))).save(tmp_path / f"{i}.png")
+        files.append(tmp_path / f"{i}.png")
+    assert predict.run(_parse(predict, [checkpoint, *files, "--device", "cpu", "--top-k", "1"])) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(f) for f in files]
+    assert seen == [3, 3, 2]
+
+
+def test_predict_refuses_a_huge_image_before_decoding(tmp_path, monkeypatch):
+    """The pixel count comes from the header: over the limit, the file is refused without decoding it."""
+    from cifar_alexnet import limits
+
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "wide.png")
+    monkeypatch.setattr(limits, "MAX_PREDICT_PIXELS", 40 * 50 - 1)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "convert", lambda self, *a, **k: decoded.append(self) or self)
+    with pytest.raises(ValueError, match=r"wide.png: 50x40 pixels is more than the 1,999"):
+        predict.load_image(tmp_path / "wide.png", resize=True)
+    assert not decoded
