@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None,
                         help="CIFAR-10 location, as for `cifar-alexnet train --data`; None: $CIFAR_ALEXNET_DATA or ./data")
     parser.add_argument("--download", action="store_true", help="download the official archive if missing")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="read an archive in the official format without comparing its MD5s with the official "
+                             "ones (for home-made archives; default: verify)")
     parser.add_argument("--cache-dir", default=None, help="cache for decoded image folders; None: "
                         "$CIFAR_ALEXNET_CACHE or ~/.cache/cifar-alexnet")
     parser.add_argument("--limit-test", type=int, default=None, metavar="N",
@@ -294,9 +298,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: --batch-size and --limit-test must be positive", file=sys.stderr)
         return 2
     try:
+        if args.out is not None:
+            _check_writable(args.out)
         device = select_device(args.device)
         model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
-        _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir)
+        _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir, verify=not args.no_verify)
         classes = tuple(meta["classes"])
         if tuple(test.classes) != classes:
             raise ValueError(f"the checkpoint's classes {classes} differ from the data's {tuple(test.classes)}")
@@ -308,14 +314,30 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_model(model, (test.images, test.labels), classes=classes, batch_size=args.batch_size,
                             mean=meta["mean"], std=meta["std"], tta_flip=args.tta_flip)
     title = f"{args.checkpoint} on {test.source} test set" + (" (flip TTA)" if args.tta_flip else "")
-    if args.out is not None:
-        plot_confusion_matrix(result, args.out, title=f"{Path(str(args.checkpoint)).name}: "
-                                                      f"{100 * result.accuracy:.2f} % ({result.count} images)")
     if args.json:
         print(json.dumps({"checkpoint": str(args.checkpoint), "data": test.source, "tta_flip": args.tta_flip,
                           "epoch": meta.get("epoch"), **result.to_dict()}, indent=2))
     else:
         print(format_report(result, title=title))
-        if args.out is not None:
+    if args.out is not None:  # after the report, so a failed write cannot lose the evaluation
+        try:
+            plot_confusion_matrix(result, args.out, title=f"{Path(str(args.checkpoint)).name}: "
+                                                          f"{100 * result.accuracy:.2f} % ({result.count} images)")
+        except OSError as exc:
+            print(f"error: --out {args.out}: cannot write the confusion matrix ({exc.strerror or exc})",
+                  file=sys.stderr)
+            return 2
+        if not args.json:
             print(f"\nconfusion matrix written to {args.out}")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path whose folder is missing, not a folder, or not writable, before any work."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {path}: {folder} is not an existing folder; create it or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--out {path}: cannot write in {folder}; choose another path")
+    if Path(path).is_dir():
+        raise ValueError(f"--out {path}: is a folder; give a file name ending in .png")

@@ -324,3 +324,37 @@ def test_predict_refuses_a_huge_image_before_decoding(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"wide.png: 50x40 pixels is more than the 1,999"):
         predict.load_image(tmp_path / "wide.png", resize=True)
     assert not decoded
+
+
+@pytest.mark.parametrize("device, words", [("banana", "not a device name"), ("vulkan", "runs on cpu, cuda or mps"),
+                                           ("cuda:7", "cuda")])
+@pytest.mark.parametrize("command", ["evaluate", "predict", "train"])
+def test_a_device_this_machine_lacks_is_one_error_line(tmp_path, capsys, command, device, words):
+    from cifar_alexnet.cli import main
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    checkpoint = _cat_checkpoint(tmp_path / "c.safetensors")
+    Image.fromarray(_solid((10, 200, 30))).save(tmp_path / "a.png")
+    argv = {"evaluate": ["evaluate", str(checkpoint), "--data", str(tmp_path)],
+            "predict": ["predict", str(checkpoint), str(tmp_path / "a.png")],
+            "train": ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]}[command]
+    assert main([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_checks_its_out_path_before_any_work(tmp_path, capsys):
+    from cifar_alexnet.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    assert main(["evaluate", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "a_file" / "cm.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is not an existing folder" in err  # refused before the checkpoint is even looked at
+
+
+def test_evaluate_has_the_no_verify_option_its_messages_suggest():
+    args = _parse(evaluate, ["c.safetensors", "--no-verify"])
+    assert args.no_verify is True
+    assert _parse(evaluate, ["c.safetensors"]).no_verify is False

@@ -19,12 +19,20 @@ def select_device(requested: str | None = None, local_rank: int = 0) -> torch.de
     """
     mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
     if requested:
-        device = torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            raise ValueError(f"--device {requested}: not a device name; use cpu, cuda, cuda:N or mps") from None
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"--device {requested}: this package runs on cpu, cuda or mps")
         if device.type == "cuda":
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
             if device.index is None:
                 device = torch.device("cuda", local_rank)
+            if device.index >= torch.cuda.device_count():
+                raise ValueError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA "
+                                 f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         if device.type == "mps" and not mps:
             raise ValueError(f"--device {requested}: Apple MPS is not available here; use --device cpu")
         return device
