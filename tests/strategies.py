@@ -11,7 +11,7 @@ two forward passes per input entry.
 
 :func:`compare_with_torch` runs a layer's torch counterpart (in the test's dtype and in
 float64) and :func:`check_errors` asserts the relative errors against the tolerance of the
-dtype, recording every value in :data:`LAYER_ERRORS`; ``bench/layer_errors.py`` drives the
+dtype, recording every value in :data:`LAYER_ERRORS`; ``tests/layer_errors.py`` drives the
 same comparisons over hundreds of draws and prints the largest error per layer.
 """
 

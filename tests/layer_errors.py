@@ -11,8 +11,11 @@ to torch's own error against that answer. The pass criterion is the tests'
 
 Usage::
 
-    python bench/layer_errors.py              # 300 draws per layer and dtype
-    python bench/layer_errors.py --draws 50   # quicker
+    python tests/layer_errors.py              # 300 draws per layer and dtype
+    python tests/layer_errors.py --draws 50   # quicker
+
+It lives in ``tests/`` because it is the layer tests' own comparisons run at a larger scale
+(pytest does not collect it: its name does not start with ``test_``).
 
 The draws are derandomised (the same every run), CPU only, about two minutes at the default.
 Exit status 1 if any draw fails the tests' criterion.
@@ -25,8 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-sys.path.insert(0, str(TESTS))  # the comparisons live with the tests that assert them
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 
 import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
