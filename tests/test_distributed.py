@@ -149,3 +149,58 @@ def test_sigterm_to_torchrun_then_resume_equals_an_uninterrupted_2_process_run(t
     b = load_checkpoint(tmp_path / "reference" / "last.safetensors").state_dict
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed 2-process run differs from the uninterrupted one"
     print(f"torchrun SIGTERM after epoch {meta['epoch']} + {meta['step']} steps; resumed bit-identical")
+
+
+def test_collective_timeout_default_and_override(monkeypatch):
+    from cifar_alexnet.runtime.distributed import COLLECTIVE_TIMEOUT_S, collective_timeout
+
+    monkeypatch.delenv("CIFAR_ALEXNET_COLLECTIVE_TIMEOUT", raising=False)
+    assert collective_timeout().total_seconds() == COLLECTIVE_TIMEOUT_S < 30 * 60  # below the backends' 30 minutes
+    monkeypatch.setenv("CIFAR_ALEXNET_COLLECTIVE_TIMEOUT", "7.5")
+    assert collective_timeout().total_seconds() == 7.5
+    for bad in ("0", "-3", "soon", "nan"):
+        monkeypatch.setenv("CIFAR_ALEXNET_COLLECTIVE_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="CIFAR_ALEXNET_COLLECTIVE_TIMEOUT"):
+            collective_timeout()
+
+
+@pytest.mark.slow
+def test_a_stopped_peer_ends_the_run_within_the_collective_timeout(tmp_path):
+    """SIGSTOP one of two workers after the first epoch: the other gives up after the timeout, not 30 minutes."""
+    import signal
+    import time
+
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=2, test_per_class=1, seed=11)
+    env = dict(cli_env(tmp_path), CIFAR_ALEXNET_COLLECTIVE_TIMEOUT="5")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                "-m", "cifar_alexnet", "train", "--data", str(data), *ARGS, "--epochs", "50",
+                                "--out", str(run_dir)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    stopped = []
+    try:
+        while True:  # rank 0 prints one flushed line per epoch; epoch 1's checkpoint is written before it
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-3000:]
+            if line.startswith("epoch   1/50"):
+                break
+        workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert len(workers) == 2, workers
+        stopped = [max(workers)]  # one of the two workers; the other must not wait for it for long
+        os.kill(stopped[0], signal.SIGSTOP)
+        start = time.monotonic()
+        process.communicate(timeout=120)
+        waited = time.monotonic() - start
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert waited < 100, f"the run hung for {waited:.0f} s"
+    meta = load_checkpoint(run_dir / "last.safetensors").meta  # the last checkpoint is intact: --resume works
+    assert meta["epoch"] >= 1

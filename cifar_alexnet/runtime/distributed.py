@@ -15,7 +15,9 @@ The conventions of a distributed run (written once, here):
   process per step; it must be divisible by the number of processes. Every process draws the
   same permutation and augmentation parameters for the global batch and takes its contiguous
   slice (:class:`cifar_alexnet.device_data.DeviceLoader`), so -- with synchronised BatchNorm
-  -- the run computes what one process with the whole batch would.
+  and dropout off (``--dropout 0``) -- the run computes what one process with the whole batch
+  would, up to rounding. With dropout on, each process draws its own dropout masks, so an
+  N-process run is an equally valid but different random draw from the 1-process run.
 * **The learning rate is not scaled.** Because the global batch is what you asked for, the
   recipe's learning rate is used as it is.
 * **Gradients are averaged** by :class:`~torch.nn.parallel.DistributedDataParallel` (an
@@ -28,21 +30,31 @@ The conventions of a distributed run (written once, here):
 * **Only rank 0 writes** checkpoints, histories, plots and log lines. Metrics (loss sums,
   correct counts) are all-reduced, so the history is that of the whole data set.
 * Backends: NCCL between GPUs, gloo between CPU processes.
+* **A stalled process ends the run.** Every collective (the gradient all-reduce, the metric
+  sums, the stop agreement) waits at most :data:`COLLECTIVE_TIMEOUT_S` seconds for the other
+  processes, instead of the backends' 30 minutes; then the waiting processes fail and
+  ``torchrun`` stops the rest. The last checkpoint saved (``last.safetensors``, written at
+  every epoch end) stays intact and ``--resume`` continues from it. Set the environment
+  variable ``CIFAR_ALEXNET_COLLECTIVE_TIMEOUT`` (seconds) to change the limit, e.g. for a
+  slow shared file system where one process decodes the data set while the others wait.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 __all__ = [
+    "COLLECTIVE_TIMEOUT_S",
     "DistContext",
     "GlobalBatchNorm",
     "all_reduce_sum",
+    "collective_timeout",
     "all_reduce_max",
     "all_reduce_min",
     "context_from_env",
@@ -101,6 +113,24 @@ def context_from_env(environ: dict | None = None) -> DistContext:
     return ctx
 
 
+#: Seconds one collective may wait for the other processes (see the module docstring).
+COLLECTIVE_TIMEOUT_S = 300.0
+
+
+def collective_timeout() -> timedelta:
+    """:data:`COLLECTIVE_TIMEOUT_S`, or ``$CIFAR_ALEXNET_COLLECTIVE_TIMEOUT`` seconds if set."""
+    text = os.environ.get("CIFAR_ALEXNET_COLLECTIVE_TIMEOUT")
+    if text is None:
+        return timedelta(seconds=COLLECTIVE_TIMEOUT_S)
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"CIFAR_ALEXNET_COLLECTIVE_TIMEOUT={text!r}: give a positive number of seconds")
+    return timedelta(seconds=seconds)
+
+
 def init_distributed(ctx: DistContext, device: torch.device) -> None:
     """Join the process group (NCCL for CUDA devices, gloo otherwise); no-op for one process.
 
@@ -111,7 +141,7 @@ def init_distributed(ctx: DistContext, device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size)
+    dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size, timeout=collective_timeout())
 
 
 def shutdown_distributed() -> None:
