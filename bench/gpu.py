@@ -185,7 +185,9 @@ class Interrupts:
     A signal raises ``KeyboardInterrupt`` only while :attr:`armed` (inside a ``try`` that
     records the part as stopped), and disarms on raising, so it cannot land between two
     statements of the bookkeeping that writes the results. Any other time it is remembered in
-    :attr:`pending` and the next part is skipped. (Inside ``cifar_alexnet.train.train`` the
+    :attr:`pending` and the next part is skipped. The same holds when the ``KeyboardInterrupt``
+    is swallowed inside a library call (seen once in four smoke runs on a 2-core CPU): the part
+    completes, and :attr:`pending` stops the run at the next part boundary. (Inside ``cifar_alexnet.train.train`` the
     trainer's own handler takes over: it finishes the step and saves a checkpoint.)
     """
 

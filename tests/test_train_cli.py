@@ -236,8 +236,12 @@ def test_bench_gpu_signal_keeps_what_was_measured(tmp_path):
     report = json.loads(out.read_text())
     assert report["status"].startswith("stopped: "), report["status"]
     parts = [report[p] for p in ("fast_recipe", "original_loop", "original_recipe_fast_loader")]
-    first_stopped = next(i for i, part in enumerate(parts) if "stopped" in part)
-    assert all("skipped" in part for part in parts[first_stopped + 1:])
+    # The part running when the signal came is cut short ("stopped"), or -- when the signal's
+    # KeyboardInterrupt is lost inside a library call -- completes, and the pending signal stops
+    # the run at the next part boundary. Either way nothing after that part runs.
+    first_cut = next(i for i, part in enumerate(parts) if "stopped" in part or "skipped" in part)
+    assert first_cut <= 1, parts
+    assert all("skipped" in part for part in parts[first_cut + 1:]), parts
     assert "status: stopped" in stdout
 
 
