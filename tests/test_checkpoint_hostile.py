@@ -391,3 +391,27 @@ def test_a_10kb_file_claiming_a_huge_model_is_refused_without_allocating(tmp_pat
         assert "hidden" in result["error"]
         # AlexNet(hidden=16384) alone would take 1.1 GB; the refusal may grow the peak by 50 MB at most
         assert result["after_kb"] - result["before_kb"] < 50_000, result
+
+
+# ------------------------------------------------------------------------------------ the notebook's .pth
+
+
+@pytest.mark.parametrize("alteration", ["nan", "inf", "int keys", "list"])
+def test_altered_original_pth_is_refused_by_loader_and_cli(tmp_path, capsys, alteration):
+    state = {f"module.{k.replace('features.', 'features2.').replace('classifier.', 'classifier2.')}": v
+             for k, v in AlexNet().state_dict().items()}
+    torch.save(state, tmp_path / "control.pth")
+    model_from_checkpoint(tmp_path / "control.pth")  # the unaltered layout loads
+    if alteration in ("nan", "inf"):
+        state["module.features2.0.weight"][0, 0, 0, 0] = math.nan if alteration == "nan" else math.inf
+    elif alteration == "int keys":
+        state = {i: v for i, v in enumerate(state.values())}
+    else:
+        state = list(state.values())
+    path = tmp_path / "alexnet_sukjoon.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as info:
+        model_from_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    code, lines = _cli(["predict", path, tmp_path / "missing.png"], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], lines
