@@ -28,6 +28,12 @@ a tuple, and the two generator states the tuples their modules expect.
 Files of format 1 (which tagged tuples, integer keys and arrays inside the JSON, e.g.
 ``{"__tuple__": [...]}``) are still read: :func:`_decode_format1`.
 
+Reading checks before it allocates: :func:`load_checkpoint` reads the header alone and checks
+it against the written schema of :mod:`cifar_alexnet.checkpoint_schema` (tensor table against
+the file size, metadata types and ranges, tensors against the architecture the metadata
+claims, optimizer and random states against the parameters); only then are the tensors read,
+and NaN/Inf weights are refused. Every failure is one :class:`CheckpointError` line.
+
 Every write goes through :func:`cifar_alexnet.runtime.atomic.atomic_path`: a crash or a full
 disk in the middle of saving leaves the previous checkpoint intact.
 """
@@ -42,12 +48,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from cifar_alexnet import checkpoint_schema as schema
 from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.runtime.random_state import capture_rng_state, restore_rng_state
 from cifar_alexnet.model import AlexNet, load_original_state_dict
@@ -127,7 +133,10 @@ def _optimizer_from_json(tree: Mapping[str, Any], tensors: Mapping[str, torch.Te
     for tensor_name, tensor in tensors.items():
         if tensor_name.startswith("optimizer.state."):
             param_id, name = tensor_name[len("optimizer.state."):].split(".", 1)
-            state.setdefault(int(param_id), {})[name] = tensor
+            values = state.setdefault(int(param_id), {})
+            if name in values:
+                raise ValueError(f"{tensor_name} is both a tensor and a JSON value")
+            values[name] = tensor
     groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()} for group in tree["param_groups"]]
     return {"state": state, "param_groups": groups}
 
@@ -150,7 +159,7 @@ def _rng_from_json(tree: Mapping[str, Any], tensors: Mapping[str, torch.Tensor])
     version, internal, gauss = tree["python"]
     kind, keys, pos, has_gauss, cached = tree["numpy"]
     state: dict[str, Any] = {"torch_cpu": tensors["rng.torch_cpu"], "python": (version, tuple(internal), gauss),
-                             "numpy": (kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached),
+                             "numpy": (kind, schema.uint32_array(keys), pos, has_gauss, cached),
                              "generators": {}}
     cuda = sorted((int(n.rsplit(".", 1)[1]), t) for n, t in tensors.items() if n.startswith("rng.torch_cuda."))
     if cuda:
@@ -170,8 +179,10 @@ def _decode_format1(tree: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     if "__tensor__" in tree:
         return tensors[tree["__tensor__"]]
     if "__ndarray__" in tree:
-        spec = tree["__ndarray__"]
-        return np.asarray(spec["data"], dtype=np.dtype(spec["dtype"])).reshape(spec["shape"])
+        spec = tree["__ndarray__"]  # format 1 stored only NumPy's generator words this way
+        if spec["dtype"] not in ("<u4", "uint32"):
+            raise ValueError(f"array dtype {spec['dtype']!r} is not uint32")
+        return schema.uint32_array(spec["data"]).reshape(spec["shape"])
     if "__tuple__" in tree:
         return tuple(_decode_format1(v, tensors) for v in tree["__tuple__"])
     if "__items__" in tree:
@@ -329,13 +340,6 @@ def _is_torch_pickle_file(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
-def _corrupt_error(path: Path, detail: str) -> CheckpointError:
-    return CheckpointError(
-        f"{path}: not a readable checkpoint ({detail}). The file is truncated or corrupt -- e.g. copied "
-        "while it was being written, or not a safetensors file at all. Use another checkpoint of the run "
-        "(last.safetensors / best.safetensors) or copy the file again.")
-
-
 def load_checkpoint(path: str | PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
@@ -353,39 +357,52 @@ def load_checkpoint(path: str | PathLike, *, map_location: str | torch.device = 
     if _is_torch_pickle_file(path):
         raise CheckpointError(f"{path} is a torch.save pickle, not a safetensors checkpoint; read it with "
                               "model_from_checkpoint() or cifar_alexnet.model.load_original_state_dict()")
+    # 1. The header alone (at most MAX_HEADER_BYTES): the tensor table fits the file, the
+    #    metadata fits the schema, the tensors fit the architecture. Nothing else is read yet.
+    header = schema.read_header(path)
+    if META_KEY not in header.metadata:
+        raise CheckpointError(f"{path}: a safetensors file, but without the {META_KEY!r} metadata of this "
+                              "package; it was not written by cifar_alexnet.checkpoint.save_checkpoint")
+    meta = schema.parse_json(path, META_KEY, header.metadata[META_KEY])
+    schema.check_meta(path, meta, CHECKPOINT_FORMAT_VERSION)
+    schema.check_model_tensors(path, meta["arch"], header.tensors)
+    decode_optimizer, decode_rng = _optimizer_from_json, _rng_from_json
+    if meta["format_version"] == 1:
+        decode_optimizer = decode_rng = _decode_format1
+    trees = {key: schema.parse_json(path, key, header.metadata[key])
+             for key in (_OPTIMIZER_KEY, _RNG_KEY) if key in header.metadata}
+    if _OPTIMIZER_KEY in trees:
+        schema.check_optimizer(path, _decoded(path, decode_optimizer, trees[_OPTIMIZER_KEY], header.tensors,
+                                              "optimizer"),
+                               schema.parameter_shapes(meta["arch"]), header.tensors)
+    if _RNG_KEY in trees:
+        schema.check_rng(path, _decoded(path, decode_rng, trees[_RNG_KEY], header.tensors, "rng"))
+
+    # 2. The tensors: their sizes are now known to be the file's.
     try:
         # Everything is read to the CPU first: optimizer.load_state_dict moves its tensors to the
         # parameters' device itself, and generator states must be CPU tensors.
         with safe_open(str(path), framework="pt", device="cpu") as handle:
-            header = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except SafetensorError as exc:
-        raise _corrupt_error(path, str(exc)) from exc
-    if META_KEY not in header:
-        raise CheckpointError(f"{path}: a safetensors file, but without the {META_KEY!r} metadata of this "
-                              "package; it was not written by cifar_alexnet.checkpoint.save_checkpoint")
-    try:
-        meta = json.loads(header[META_KEY])
-        optimizer_tree = json.loads(header[_OPTIMIZER_KEY]) if _OPTIMIZER_KEY in header else None
-        rng_tree = json.loads(header[_RNG_KEY]) if _RNG_KEY in header else None
-    except json.JSONDecodeError as exc:
-        raise _corrupt_error(path, f"metadata is not valid JSON: {exc}") from exc
-    if meta.get("format_version", 0) > CHECKPOINT_FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {meta['format_version']} is newer than this "
-                              f"package understands ({CHECKPOINT_FORMAT_VERSION}); upgrade cifar-alexnet")
-
+        raise schema.corrupt_error(path, str(exc)) from exc
+    schema.check_finite(path, {n: t for n, t in tensors.items() if n.startswith(("model.", "optimizer."))})
     state_dict = OrderedDict((name[len("model."):], t.to(map_location))
                              for name, t in tensors.items() if name.startswith("model."))
-    decode_optimizer, decode_rng = _optimizer_from_json, _rng_from_json
-    if meta.get("format_version", 1) == 1:
-        decode_optimizer = decode_rng = _decode_format1
-    try:
-        optimizer_state = decode_optimizer(optimizer_tree, tensors) if optimizer_tree is not None else None
-        rng_state = decode_rng(rng_tree, tensors) if rng_tree is not None else None
-    except KeyError as exc:
-        raise _corrupt_error(path, f"metadata names tensor {exc} which the file does not hold") from exc
+    optimizer_state = decode_optimizer(trees[_OPTIMIZER_KEY], tensors) if _OPTIMIZER_KEY in trees else None
+    rng_state = decode_rng(trees[_RNG_KEY], tensors) if _RNG_KEY in trees else None
     return Checkpoint(state_dict=state_dict, meta=meta, optimizer_state=optimizer_state,
                       rng_state=rng_state, path=path)
+
+
+def _decoded(path: Path, decode, tree: Any, tensors: Mapping[str, Any], field: str) -> Any:
+    """``decode(tree, tensors)``, any failure of a malformed tree reported as a :class:`CheckpointError`."""
+    try:
+        return decode(tree, tensors)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: invalid checkpoint metadata: {field} is malformed "
+                              f"({type(exc).__name__}: {str(exc)[:120]}); use another checkpoint of the run "
+                              "(last.safetensors / best.safetensors)") from None
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
@@ -421,12 +438,15 @@ def model_from_checkpoint(path: str | PathLike,
     path = resolve_checkpoint_path(path)
     if _is_torch_pickle_file(path):
         meta = dict(ORIGINAL_NOTEBOOK_META)
-        model = load_original_state_dict(path, map_location=map_location)
+        model = load_original_state_dict(path, map_location=map_location)  # checks keys and shapes
+        schema.check_finite(path, model.state_dict())
         return model.to(map_location).eval(), meta
-    ckpt = load_checkpoint(path, map_location=map_location)
-    arch = ckpt.meta.get("arch")
-    if not isinstance(arch, dict):
-        raise CheckpointError(f"{path}: metadata has no 'arch' (the AlexNet constructor arguments)")
+    ckpt = load_checkpoint(path, map_location=map_location)  # checks the tensors against meta["arch"]
+    arch = ckpt.meta["arch"]
+    if not arch:
+        raise CheckpointError(f"{path}: metadata arch is empty: the checkpoint holds a model that is not "
+                              "cifar_alexnet's AlexNet, so it cannot be rebuilt here; load it with "
+                              "load_checkpoint() into that model")
     model = AlexNet(**arch)
     state_dict = strip_wrapper_prefixes(ckpt.state_dict)
     check_state_dict_matches(model, state_dict, source=str(path))

@@ -24,7 +24,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from cifar_alexnet.safe_load import check_state_dict_matches, load_torch_file_safely
+from cifar_alexnet.safe_load import CheckpointError, check_state_dict_matches, load_torch_file_safely
 
 __all__ = ["AlexNet", "ORIGINAL_KEY_PREFIXES", "convert_original_state_dict", "load_original_state_dict"]
 
@@ -132,14 +132,15 @@ def load_original_state_dict(path: str | PathLike, num_classes: int = 10, hidden
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a state_dict of this architecture (the message lists the
+        CheckpointError: (a ValueError) the file is not a state_dict of this architecture (the message lists the
             missing, unexpected and mis-shaped keys) or it is not a safe-to-load file.
     """
     state = load_torch_file_safely(path, map_location=map_location)
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path}: expected a state_dict (a mapping of names to tensors), got {type(state).__name__}")
+    if not isinstance(state, Mapping) or not all(isinstance(key, str) for key in state):
+        raise CheckpointError(f"{path}: expected a state_dict (a mapping of names to tensors), got "
+                              f"{type(state).__name__}; save the model's state_dict() with torch.save")
     model = AlexNet(num_classes=num_classes, hidden=hidden, dropout=dropout)
     converted = convert_original_state_dict(state)
     check_state_dict_matches(model, converted, source=str(path))

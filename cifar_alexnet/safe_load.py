@@ -88,7 +88,7 @@ def check_state_dict_matches(model: nn.Module, state_dict: Mapping[str, torch.Te
     """Raise a readable error unless ``state_dict`` has exactly the model's keys and shapes.
 
     ``model.load_state_dict`` would also refuse, but its message is hard to act on; this one
-    lists what is missing, what is extra and which shapes differ, and guesses the cause.
+    lists, on one line, what is missing, what is extra and which shapes differ, and guesses the cause.
 
     Args:
         model: the model the weights are meant for.
@@ -114,18 +114,18 @@ def check_state_dict_matches(model: nn.Module, state_dict: Mapping[str, torch.Te
     lines = [f"{source}: the weights do not fit {type(model).__name__}"
              + (f"({', '.join(f'{k}={v}' for k, v in model.arch().items())})" if hasattr(model, "arch") else "")]
     if missing:
-        lines.append(f"  missing keys ({len(missing)}): {listing(missing)}")
+        lines.append(f"missing keys ({len(missing)}): {listing(missing)}")
     if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {listing(unexpected)}")
+        lines.append(f"unexpected keys ({len(unexpected)}): {listing(unexpected)}")
     if mismatched:
-        lines.append(f"  mismatched shapes ({len(mismatched)}):")
-        lines.extend(f"    {k}: file {file_shapes[k]} vs model {model_shapes[k]}" for k in mismatched)
+        lines.append(f"mismatched shapes ({len(mismatched)}): "
+                     + ", ".join(f"{k}: file {file_shapes[k]} vs model {model_shapes[k]}" for k in mismatched))
     if not_tensors:
-        lines.append(f"  entries that are not tensors: {listing(not_tensors)}")
+        lines.append(f"entries that are not tensors: {listing(not_tensors)}")
     hint = _arch_hint(model_shapes, file_shapes)
     if any(k.startswith(("features2.", "classifier2.", "module.")) for k in unexpected):
         hint += (" Keys named features2./classifier2./module. come from the original notebook: load the file "
                  "with cifar_alexnet.model.load_original_state_dict, which renames them.")
     if hint:
         lines.append(hint.strip())
-    raise CheckpointError("\n".join(lines))
+    raise CheckpointError("; ".join(lines))  # one line: the CLI prints it as one ``error:`` line
