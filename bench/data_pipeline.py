@@ -26,7 +26,6 @@ Writes a JSON report (``--out``, default ``bench/results/data_pipeline.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
