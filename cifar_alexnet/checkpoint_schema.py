@@ -64,6 +64,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from cifar_alexnet.limits import MAX_COUNTER, MAX_HIDDEN
 from cifar_alexnet.safe_load import CheckpointError
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_HIDDEN", "MAX_CLASSES", "MAX_COUNTER", "DTYPE_SIZES", "TensorInfo", "Header",
@@ -73,12 +74,8 @@ __all__ = ["MAX_HEADER_BYTES", "MAX_HIDDEN", "MAX_CLASSES", "MAX_COUNTER", "DTYP
 #: Largest JSON header accepted, in bytes. A 100-epoch run's checkpoint (history, optimizer
 #: options, Python's and NumPy's generator states, about 60 tensor entries) has about 60 KB.
 MAX_HEADER_BYTES = 16 << 20
-#: Widest hidden layer accepted: 8 times the original's 2048 (FC2 alone is then 1 GiB of float32).
-MAX_HIDDEN = 16384
 MIN_CLASSES, MAX_CLASSES = 2, 1000
 MAX_CLASS_NAME = 200
-#: Largest epoch or step counter accepted.
-MAX_COUNTER = 10**9
 #: Bytes per element of the dtypes a checkpoint may hold (safetensors' names).
 DTYPE_SIZES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8, "U8": 1}
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}

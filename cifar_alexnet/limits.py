@@ -21,7 +21,14 @@ limit                          value       CIFAR-10 itself
                                            the official tar: about 186 MB
 ``MAX_ARCHIVE_MEMBERS``        1,000,000   60,000 images and 22 folders
 ``MAX_PREDICT_PIXELS``         64 million  (``predict --resize`` takes photos of any size)
+``MAX_HIDDEN``                 16,384      the network's hidden width: 2,048
+``MAX_COUNTER``                10^9        100 epochs of 98 steps
+``MAX_WORKERS``                256         the original's 4 loader workers
 =============================  ==========  ================================================
+
+The last three bound what a checkpoint's metadata or a run's ``config.json`` may ask for, so
+that a hand-edited or damaged file cannot make the trainer allocate a 100-GB layer, loop for
+ever, or start a million processes.
 
 A data set that is genuinely larger (a bigger image-folder data set, say) needs these raised
 here; nothing else in the package assumes their values.
@@ -30,7 +37,7 @@ here; nothing else in the package assumes their values.
 from __future__ import annotations
 
 __all__ = ["MAX_IMAGE_FILE_BYTES", "IMAGE_SIZE", "MAX_BATCH_FILE_BYTES", "MAX_ARCHIVE_BYTES", "MAX_ARCHIVE_MEMBERS",
-           "MAX_PREDICT_PIXELS", "format_bytes"]
+           "MAX_PREDICT_PIXELS", "MAX_HIDDEN", "MAX_COUNTER", "MAX_WORKERS", "format_bytes"]
 
 #: Largest image file (PNG/JPEG) an image folder may hold, in bytes. A 32x32 RGB image is
 #: 3,072 bytes of pixels; PNG stores it in about 3 KB, JPEG q75 in about 1 KB.
@@ -56,6 +63,15 @@ MAX_ARCHIVE_MEMBERS = 1_000_000
 #: Most pixels an image given to ``cifar-alexnet predict --resize`` may have (a 64-megapixel
 #: photo; decoded, 192 MB of RGB). Read from the header, checked before the pixels are decoded.
 MAX_PREDICT_PIXELS = 64_000_000
+
+#: Widest hidden layer accepted: 8 times the original's 2048 (FC2 alone is then 1 GiB of float32).
+MAX_HIDDEN = 16384
+
+#: Largest epoch or step counter accepted (and largest ``--epochs``).
+MAX_COUNTER = 10**9
+
+#: Most DataLoader worker processes (``--workers``) a run may start.
+MAX_WORKERS = 256
 
 
 def format_bytes(n: int) -> str:

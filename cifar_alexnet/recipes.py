@@ -46,11 +46,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cifar_alexnet.limits import MAX_COUNTER, MAX_HIDDEN, MAX_WORKERS
+
 __all__ = ["TrainConfig", "ORIGINAL", "FAST", "RECIPES", "RESUME_MAY_CHANGE", "get_recipe", "validate_config",
-           "add_arguments", "config_from_args"]
+           "config_from_json", "read_json_object", "check_same_run", "add_arguments", "config_from_args"]
 
 #: The options that ``--resume`` accepts; everything else comes from the stored run.
-RESUME_MAY_CHANGE = ("epochs", "quiet", "device", "workers")
+#: ``data`` may move (the trainer then checks that it is the same data set: same classes and
+#: the same per-channel mean and std of the training split).
+RESUME_MAY_CHANGE = ("epochs", "quiet", "device", "workers", "data")
 
 HYPER, SPEED, RUN = ("recipe and hyperparameters (override the recipe's values)", "speed (GPU)",
                      "data, output and reproducibility")
@@ -130,7 +134,8 @@ class TrainConfig:
     out: str | None = run_option(None, "run directory (default: runs/<UTC time>-<recipe>)",
                                  "a new directory per run, so no run overwrites another")
     resume: str | None = run_option(None, "continue a stopped run with its stored configuration; only --epochs (to "
-                                    "extend), --device, --workers and --quiet may be given with it",
+                                    "extend), --device, --workers, --quiet and --data (the same data set, moved) "
+                                    "may differ from it",
                                     "a new run unless asked", metavar="RUN_DIR")
     seed: int = run_option(0, "seed of every random generator", "any fixed value makes reruns repeatable")
     deterministic: bool = run_option(False, "deterministic kernels only: bit-identical reruns and resumes on one "
@@ -152,26 +157,36 @@ class TrainConfig:
         return replace(get_recipe(recipe), **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
-    def for_resume(cls, run_dir: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+    def for_resume(cls, run_dir: str | os.PathLike, **given: Any) -> "TrainConfig":
         """The configuration stored in ``run_dir/config.json``, set to resume that run.
 
-        Only the options in :data:`RESUME_MAY_CHANGE` may be overridden.
+        ``given``: the options of the resuming command line (``None``: not given). Those in
+        :data:`RESUME_MAY_CHANGE` replace the stored values; any other must equal the stored
+        value, or the resume is refused (a value that would be ignored is never accepted).
+
+        Raises:
+            FileNotFoundError: no ``config.json`` in ``run_dir``.
+            ValueError: ``config.json`` breaks its schema (:func:`config_from_json`), or an
+                option conflicts with it.
         """
         run_dir = Path(run_dir)
-        bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_MAY_CHANGE)
-        if bad:
-            raise ValueError(f"--resume continues {run_dir} with its stored configuration; the option(s) "
-                             f"{bad} cannot be changed on resume (only {sorted(RESUME_MAY_CHANGE)}). "
-                             "Start a new run instead.")
         path = run_dir / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"--resume {run_dir}: no config.json there; pass a run directory written by "
                                     "`cifar-alexnet train` (it holds config.json and last.safetensors)")
-        stored = json.loads(path.read_text())
-        values = {f.name: stored[f.name] for f in fields(cls) if f.name in stored}
-        values["betas"] = tuple(values.get("betas", ORIGINAL.betas))
-        values.update({k: v for k, v in overrides.items() if v is not None}, resume=str(run_dir), out=str(run_dir))
-        return replace(get_recipe(values.get("recipe", "original")), **values)
+        stored = config_from_json(read_json_object(path), path)
+        given = {k: v for k, v in given.items() if v is not None and k not in ("resume", "out")}
+        conflicts = [f"{as_typed(k, v)} (the run has {as_typed(k, getattr(stored, k))})"
+                     for k, v in sorted(given.items()) if k not in RESUME_MAY_CHANGE and v != getattr(stored, k)]
+        if conflicts:
+            raise ValueError(f"--resume {run_dir} continues the run as {path} describes it, and these options "
+                             f"differ from it: {'; '.join(conflicts)}. Drop them to resume (only "
+                             f"{', '.join('--' + k for k in RESUME_MAY_CHANGE)} may change), or start a new run "
+                             "with --out.")
+        changes = {k: v for k, v in given.items() if k in RESUME_MAY_CHANGE}
+        if changes.get("data") is not None:
+            changes["data"] = str(Path(changes["data"]).resolve())
+        return replace(stored, **changes, resume=str(run_dir), out=str(run_dir))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -263,8 +278,8 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
             problems.append(f"--{f.name.replace('_', '-')} {getattr(c, f.name)!r}: choose one of {', '.join(choices)}")
     if c.recipe not in RECIPES:
         problems.append(f"--recipe {c.recipe!r}: choose one of {sorted(RECIPES)}")
-    if c.epochs < 1:
-        problems.append(f"--epochs {c.epochs}: must be at least 1")
+    if not 1 <= c.epochs <= MAX_COUNTER:
+        problems.append(f"--epochs {c.epochs}: must be in 1..{MAX_COUNTER:,}")
     if c.batch_size < 2:
         problems.append(f"--batch-size {c.batch_size}: must be at least 2 (BatchNorm needs two images)")
     elif c.batch_size % world_size:
@@ -280,18 +295,112 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
         problems.append(f"--label-smoothing {c.label_smoothing}: must be in [0, 1)")
     if not 0.0 <= c.dropout < 1.0:
         problems.append(f"--dropout {c.dropout}: must be in [0, 1)")
-    if c.hidden < 1:
-        problems.append(f"--hidden {c.hidden}: must be at least 1")
+    if not 1 <= c.hidden <= MAX_HIDDEN:
+        problems.append(f"--hidden {c.hidden}: must be in 1..{MAX_HIDDEN}")
+    if not 0.0 <= c.momentum < 1.0:
+        problems.append(f"--momentum {c.momentum}: must be in [0, 1)")
+    if not all(0.0 <= b < 1.0 for b in c.betas):
+        problems.append(f"betas {list(c.betas)}: each must be in [0, 1)")
+    if not (0.0 <= c.weight_decay and math.isfinite(c.weight_decay)):
+        problems.append(f"--weight-decay {c.weight_decay}: must be a finite number, 0 or more")
+    if not 0.0 <= c.warmup_epochs <= MAX_COUNTER:
+        problems.append(f"--warmup-epochs {c.warmup_epochs}: must be in [0, {MAX_COUNTER:,}] (longer than --epochs: "
+                        "the run ends inside the warm-up)")
+    if not 0.0 < c.warmup_start <= 1.0:
+        problems.append(f"warmup_start {c.warmup_start}: must be in (0, 1]")
+    if not 0 <= c.seed < 2**63:
+        problems.append(f"--seed {c.seed}: must be in 0..2**63-1")
     if c.dtype == "float64" and c.amp != "off":
         problems.append(f"--dtype float64 with --amp {c.amp}: autocast is for lower precision; use --amp off")
-    if c.workers < 0:
-        problems.append(f"--workers {c.workers}: must be 0 or more")
+    if not 0 <= c.workers <= MAX_WORKERS:
+        problems.append(f"--workers {c.workers}: must be in 0..{MAX_WORKERS}")
     for name in ("limit_train", "limit_test"):
         value = getattr(c, name)
-        if value is not None and value < 10:
+        if value is not None and not 10 <= value <= MAX_COUNTER:
             problems.append(f"--{name.replace('_', '-')} {value}: must be at least 10 (one image per class)")
     if problems:
         raise ValueError("invalid training configuration:\n  " + "\n  ".join(problems))
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a ValueError naming the file if it is not one."""
+    try:
+        size = path.stat().st_size
+        if size > 1 << 20:
+            raise ValueError(f"{path}: {size:,} bytes; a config.json has about 1 KB -- it is not a run's configuration")
+        obj = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); restore the file the run wrote") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: holds a JSON {type(obj).__name__}, not an object of training options")
+    return obj
+
+
+def _field_type_error(annotation: str, value: Any) -> str | None:
+    """Why ``value`` is not of the field type ``annotation`` (a string such as ``"int | None"``), or None."""
+    kinds = annotation.split(" | ")
+    if value is None:
+        return None if "None" in kinds else "must not be null"
+    kind = kinds[0]
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    else:  # tuple[float, float]: the betas
+        ok = (isinstance(value, list) and len(value) == 2
+              and all(_field_type_error("float", v) is None for v in value))
+    return None if ok else f"must be {'a finite number' if kind == 'float' else kind}{' or null' if 'None' in kinds else ''}"
+
+
+def config_from_json(stored: dict[str, Any], source: Path) -> TrainConfig:
+    """The :class:`TrainConfig` a run's ``config.json`` object describes, every field checked first.
+
+    Each field must have its declared type (a float field: a finite number); unknown fields are
+    refused; a field the file lacks takes the recipe's value. The result then passes
+    :func:`validate_config`. Every problem is listed in one ValueError that names ``source``.
+    """
+    known = {f.name: f for f in fields(TrainConfig)}
+    problems = [f"unknown field {name!r}" for name in sorted(set(stored) - set(known))]
+    for name, value in stored.items():
+        if name in known and (why := _field_type_error(known[name].type, value)):
+            problems.append(f"{name}: {json.dumps(value)[:60]} {why}")
+    recipe = stored.get("recipe", "original")
+    if isinstance(recipe, str) and recipe not in RECIPES:
+        problems.append(f"recipe: {json.dumps(recipe)[:60]} is not one of {sorted(RECIPES)}")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems) + ". Restore the file the run wrote (or start a new run).")
+    values = {name: stored[name] for name in known if name in stored}
+    if "betas" in values:
+        values["betas"] = tuple(float(b) for b in values["betas"])
+    config = replace(RECIPES[recipe], **values)
+    try:
+        validate_config(config)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    return config
+
+
+def check_same_run(config: TrainConfig, checkpoint_config: dict[str, Any] | None, checkpoint: Path) -> None:
+    """Refuse to resume when ``config`` differs from the configuration the checkpoint was trained with.
+
+    Compared: every field except :data:`RESUME_MAY_CHANGE` and the run's own paths. So a
+    ``config.json`` edited (or damaged) after the run started cannot change what the rest of
+    the run computes. A checkpoint without a stored configuration (an older format) is not compared.
+    """
+    if not isinstance(checkpoint_config, dict):
+        return
+    mine = config.to_json()
+    differ = [f"{name} {json.dumps(mine[name])} vs {json.dumps(checkpoint_config[name])}" for name in mine
+              if name not in RESUME_MAY_CHANGE + ("resume", "out") and name in checkpoint_config
+              and checkpoint_config[name] != mine[name]]
+    if differ:
+        raise ValueError(f"{checkpoint.parent / 'config.json'} does not match {checkpoint}, which this run "
+                         f"resumes from: {'; '.join(differ)}. Restore config.json as the run wrote it, or start a "
+                         "new run.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +409,7 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One option per field with a ``cli`` entry; hyperparameters default to ``None`` (= the recipe's)."""
+    """One option per field with a ``cli`` entry; its help names the default (the recipe's, for hyperparameters)."""
     groups = {name: parser.add_argument_group(name) for name in (HYPER, SPEED, RUN)}
     for f in sorted(fields(TrainConfig), key=lambda f: f.name != "recipe"):  # --recipe first
         meta = f.metadata
@@ -310,11 +419,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if meta["kind"] == "hyperparameter":
             recipe_values = ", ".join(f"{name}: {getattr(r, f.name)}" for name, r in RECIPES.items())
             help_text = f"{meta['help']} (default: from the recipe -- {recipe_values})"
-            default = None
         else:
             help_text = meta["help"] if "(default:" in meta["help"] else f"{meta['help']} (default: {f.default})"
-            default = f.default
-        kwargs: dict[str, Any] = dict(dest=f.name, default=default, help=help_text)
+        # Options not typed stay out of the namespace: config_from_args tells given from default.
+        kwargs: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text)
         if meta["cli"] == "flag" and meta["kind"] == "hyperparameter":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif meta["cli"] == "flag":
@@ -331,22 +439,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         groups[meta["group"]].add_argument(flag, **kwargs)
 
 
+def as_typed(name: str, value: Any) -> str:
+    """An option as one types it: ``("lr", 0.5)`` -> ``--lr 0.5``; ``("augment", False)`` -> ``--no-augment``."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value}"
+
+
 def _option_type(annotation: str):
     """``int``/``float``/``str`` from a field's annotation (``"int | None"`` -> ``int``)."""
     return {"int": int, "float": float}.get(annotation.split(" | ")[0], str)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` a parsed ``train`` command line describes."""
+    """The :class:`TrainConfig` a parsed ``train`` command line describes.
+
+    The parser leaves out every option that was not typed (``argparse.SUPPRESS``), so what is
+    in ``args`` is exactly what the user asked for: on a new run it overrides the recipe, on
+    ``--resume`` it is checked against the stored run.
+    """
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if not args.resume:
-        return TrainConfig.from_recipe(given.pop("recipe"), **given)
-    defaults = {f.name: None if f.metadata["kind"] == "hyperparameter" else f.default for f in fields(TrainConfig)}
-    changed = [name for name, value in given.items()  # a flag left off (False) counts as not given
-               if name not in RESUME_MAY_CHANGE + ("resume",) and value not in (None, False, defaults[name])]
-    if changed:
-        raise ValueError(f"--resume continues a run with its stored configuration; drop "
-                         f"{', '.join('--' + c.replace('_', '-') for c in changed)} (only "
-                         f"{', '.join('--' + c for c in RESUME_MAY_CHANGE)} may be given with --resume)")
-    return TrainConfig.for_resume(args.resume, **{name: given[name] if given[name] != defaults[name] else None
-                                                  for name in RESUME_MAY_CHANGE})
+    resume = given.pop("resume", None)
+    if resume is None:
+        return TrainConfig.from_recipe(given.pop("recipe", "original"), **given)
+    return TrainConfig.for_resume(resume, **given)

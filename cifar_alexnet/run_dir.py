@@ -4,6 +4,7 @@
 ``last.safetensors`` (everything needed to resume), ``best.safetensors`` (the weights of the
 epoch with the best test accuracy), ``history.json`` / ``history.csv`` (one row per epoch)
 and ``curves.png``. Every file is written atomically (:mod:`cifar_alexnet.runtime.atomic`).
+While a trainer runs, ``.lock`` holds its PID; one trainer at a time may use a directory.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import io
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from cifar_alexnet.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, save_checkpoint
-from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text
+from cifar_alexnet.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, Checkpoint, load_checkpoint, save_checkpoint
+from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text, remove_leftover_temp_files
+from cifar_alexnet.runtime.dir_lock import LOCK_NAME, DirLock
+from cifar_alexnet.runtime.distributed import DistContext, all_reduce_max
 from cifar_alexnet.runtime.random_state import capture_rng_state
 
-__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "HISTORY_FIELDS", "default_run_dir", "format_row",
-           "log_line", "open_run_dir", "save_run_checkpoint", "write_curves", "write_history"]
+__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "HISTORY_FIELDS", "RunDirClaim", "claim_run_dir",
+           "default_run_dir", "format_row", "log_line", "save_run_checkpoint", "write_curves", "write_history"]
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s",
                   "images_per_s"]
@@ -40,17 +44,77 @@ def default_run_dir(recipe: str) -> Path:
     return path
 
 
-def open_run_dir(run_dir: Path, *, resume: bool):
-    """The checkpoint to resume from (``resume``), or None after checking that ``run_dir`` is free."""
+@dataclass
+class RunDirClaim:
+    """A run directory this process owns for the length of a run."""
+
+    run_dir: Path
+    checkpoint: Checkpoint | None  # what ``--resume`` continues from; None for a new run
+    created: bool  # this process made the directory, so a failed set-up may remove it again
+    lock: DirLock | None  # held by rank 0 only
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+def claim_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext, device: torch.device) -> RunDirClaim:
+    """Take ``run_dir`` for this run: lock it, clear an interrupted save's leftovers, load what resumes.
+
+    A new run needs a directory that does not exist or is empty; ``--resume`` needs one with
+    ``last.safetensors``. Rank 0 holds the lock (:mod:`cifar_alexnet.runtime.dir_lock`), so a
+    second trainer or a second resume of the same run stops at once; every process of a
+    multi-process run learns whether rank 0 got it.
+
+    Raises:
+        FileExistsError: the directory is not free (in use, or a new run's is not empty).
+        FileNotFoundError: ``--resume`` of a directory without ``last.safetensors``.
+        CheckpointError: ``last.safetensors`` is damaged.
+    """
+    claim, problem = RunDirClaim(run_dir, None, False, None), None
+    if ctx.is_main:
+        try:
+            claim = _claim_here(run_dir, resume)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+            problem = exc
+    failed = torch.tensor(int(problem is not None), device=device)
+    all_reduce_max(failed, ctx)
+    if problem is not None:
+        raise problem if isinstance(problem, (FileExistsError, FileNotFoundError)) else FileExistsError(
+            f"--out {run_dir}: cannot use it as a run directory ({problem.strerror or problem}); choose another")
+    if failed.item():
+        raise FileExistsError(f"{run_dir}: rank 0 could not claim the run directory (see its message)")
     if resume:
-        if not (run_dir / CHECKPOINT_LAST).is_file():
+        claim.checkpoint = load_checkpoint(run_dir / CHECKPOINT_LAST)
+    return claim
+
+
+def _claim_here(run_dir: Path, resume: bool) -> RunDirClaim:
+    created = False
+    if not resume:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise FileExistsError(f"--out {run_dir} is a file; choose a directory path")
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+            created = True
+        except FileExistsError:
+            pass
+    elif not run_dir.is_dir():
+        raise FileNotFoundError(f"--resume {run_dir}: no such run directory")
+    lock = DirLock.acquire(run_dir, purpose="training in")
+    try:
+        if resume and not (run_dir / CHECKPOINT_LAST).is_file():
             raise FileNotFoundError(f"--resume {run_dir}: no {CHECKPOINT_LAST} there; the run stopped before its "
                                     "first checkpoint -- start it again instead")
-        return load_checkpoint(run_dir / CHECKPOINT_LAST)
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise FileExistsError(f"--out {run_dir} already exists and is not empty; choose another directory, "
-                              f"or continue that run with --resume {run_dir}")
-    return None
+        if not resume and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+            raise FileExistsError(f"--out {run_dir} already exists and is not empty; choose another directory, "
+                                  f"or continue that run with --resume {run_dir}")
+    except BaseException:
+        lock.release()
+        raise
+    remove_leftover_temp_files(run_dir)  # of a save that was killed: nobody else writes here now
+    return RunDirClaim(run_dir, None, created, lock)
 
 
 def save_run_checkpoint(model: nn.Module, meta: dict, history: list[dict], best: dict, path: Path, *,

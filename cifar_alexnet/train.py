@@ -38,10 +38,11 @@ from torch import nn
 from cifar_alexnet.evaluate import confusion_and_loss
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.optim import learning_rate, load_optimizer_state, make_optimizer, set_learning_rate
-from cifar_alexnet.recipes import RECIPES, TrainConfig, config_from_args, validate_config
+from cifar_alexnet.data import default_data_dir
+from cifar_alexnet.recipes import RECIPES, TrainConfig, check_same_run, config_from_args, validate_config
 from cifar_alexnet.recipes import add_arguments as add_config_arguments
-from cifar_alexnet.run_dir import (CHECKPOINT_BEST, CHECKPOINT_LAST, default_run_dir, format_row, log_line,
-                                   open_run_dir, save_run_checkpoint, write_curves, write_history)
+from cifar_alexnet.run_dir import (CHECKPOINT_BEST, CHECKPOINT_LAST, claim_run_dir, default_run_dir, format_row,
+                                   log_line, save_run_checkpoint, write_curves, write_history)
 from cifar_alexnet.runtime import distributed
 from cifar_alexnet.runtime.atomic import DiskFullError, atomic_write_json
 from cifar_alexnet.runtime.device import autocast, reproducibility, resolve_amp, select_device, sum_dtype
@@ -89,14 +90,19 @@ def train(config: TrainConfig) -> Path:
     ctx = distributed.context_from_env()
     validate_config(config, ctx.world_size)
     device = select_device(config.device, ctx.local_rank)
-    run_dir = Path(config.resume or config.out or default_run_dir(config.recipe))
-    created_here = not config.resume and not run_dir.exists()
+    run_dir, resuming = Path(config.resume or config.out or default_run_dir(config.recipe)), bool(config.resume)
+    # config.json names the paths resolved, so --resume works from any working directory.
+    config = replace(config, out=str(run_dir.resolve()), resume=None,
+                     data=str(Path(config.data).resolve() if config.data else default_data_dir().resolve()))
     log = partial(log_line, ctx.is_main)
     distributed.init_distributed(ctx, device)
-    stage = "set-up"
+    stage, claim = "set-up", None
     try:
         with reproducibility(config.seed, config.deterministic):
-            checkpoint = open_run_dir(run_dir, resume=bool(config.resume))
+            claim = claim_run_dir(run_dir, resume=resuming, ctx=ctx, device=device)
+            checkpoint = claim.checkpoint
+            if checkpoint is not None:
+                check_same_run(config, checkpoint.meta.get("config"), run_dir / CHECKPOINT_LAST)
             data = load_data(config, checkpoint.meta if checkpoint else None)
             model = make_model(config, len(data.classes), device, ctx)
             optimizer = make_optimizer(config, model, device)
@@ -117,11 +123,8 @@ def train(config: TrainConfig) -> Path:
             train_model = distributed.wrap_model(model, ctx, device)
             if config.compile:
                 train_model, eval_model = torch.compile(train_model), torch.compile(model)
-            if checkpoint is None:
-                config = replace(config, out=str(run_dir))  # config.json names the directory actually used
-                if ctx.is_main:
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(run_dir / "config.json", config.to_json())
+            if ctx.is_main:  # on resume too: the file then names the extended --epochs, the new --device ...
+                atomic_write_json(run_dir / "config.json", config.to_json())
             meta = {"mean": list(data.mean), "std": list(data.std), "classes": list(data.classes),
                     "data_source": data.source, "world_size": ctx.world_size, "config": config.to_json()}
             save = partial(save_run_checkpoint, model, meta, history, best)
@@ -185,11 +188,13 @@ def train(config: TrainConfig) -> Path:
     except BaseException as exc:
         # A run directory without a checkpoint is only clutter: remove it after a failed set-up or
         # a full disk. With a checkpoint, the directory stays and --resume continues it.
-        if (created_here and ctx.is_main and (stage == "set-up" or isinstance(exc, DiskFullError))
+        if (claim is not None and claim.created and (stage == "set-up" or isinstance(exc, DiskFullError))
                 and not (run_dir / CHECKPOINT_LAST).exists()):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
+        if claim is not None:
+            claim.release()
         distributed.shutdown_distributed()
 
 
@@ -392,7 +397,8 @@ EPILOG = """examples:
 Ctrl-C (SIGINT) or SIGTERM finish the current step, save a resumable checkpoint, print the resume
 command and exit with 130 / 143. A NaN/Inf loss stops the run (exit 3) and keeps the last good
 checkpoint. Bad options or data exit with 2 before anything is written; a full disk exits with 4,
-leaving the previous version of every file intact. Multi-process runs (torchrun): --batch-size is the
+leaving the previous version of every file intact. One trainer at a time may use a run directory
+(RUN_DIR/.lock); --resume refuses options that differ from the stored run. Multi-process runs (torchrun): --batch-size is the
 GLOBAL batch and must be divisible by the number of processes; the learning rate is NOT scaled with the
 number of processes.
 """

@@ -17,7 +17,7 @@ import torch
 from cifar_alexnet.recipes import TrainConfig
 from cifar_alexnet.runtime.distributed import DistContext
 
-__all__ = ["Data", "load_data", "make_loaders"]
+__all__ = ["Data", "check_same_data", "load_data", "make_loaders"]
 
 
 @dataclass
@@ -41,7 +41,8 @@ class Data:
 def load_data(config: TrainConfig, stored_meta: dict | None = None) -> Data:
     """CIFAR-10 (or the image folder ``--data`` names), ``--limit-*`` applied, with the training split's mean/std.
 
-    On resume the stored mean and std are used, so a run never changes its normalisation.
+    On resume the data must be the run's own (:func:`check_same_data`), and the stored mean and
+    std are used, so a run never changes its normalisation.
     """
     from cifar_alexnet import data as data_module
 
@@ -50,11 +51,32 @@ def load_data(config: TrainConfig, stored_meta: dict | None = None) -> Data:
         train_set = data_module.class_balanced_subset(train_set, config.limit_train, seed=config.seed)
     if config.limit_test is not None:
         test_set = data_module.class_balanced_subset(test_set, config.limit_test, seed=config.seed)
+    mean, std = data_module.channel_stats(train_set.images)
     if stored_meta is not None:
-        mean, std = stored_meta["mean"], stored_meta["std"]
-    else:
-        mean, std = data_module.channel_stats(train_set.images)
+        check_same_data(config.data, train_set.classes, (mean, std), stored_meta)
+        mean, std = stored_meta["mean"], stored_meta["std"]  # bit for bit what the run normalised with
     return Data(train_set, test_set, tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+
+#: How far a resumed run's training-split mean/std may be from the stored ones. The same
+#: images give the same values up to float32 summation order; a different subset or data set
+#: differs in the third decimal or earlier.
+SAME_DATA_TOLERANCE = 1e-4
+
+
+def check_same_data(source: str | None, classes, stats: tuple, stored_meta: dict) -> None:
+    """Raise a ValueError unless the data at ``source`` is the data the checkpoint was trained on.
+
+    Compared: the class names and the per-channel mean and std of the training split.
+    """
+    if list(classes) != list(stored_meta["classes"]):
+        raise ValueError(f"--data {source}: its classes {list(classes)} are not the run's {stored_meta['classes']}; "
+                         "resume with the data set the run was started on")
+    for name, now, then in zip(("mean", "std"), stats, (stored_meta["mean"], stored_meta["std"])):
+        if max(abs(float(a) - float(b)) for a, b in zip(now, then)) > SAME_DATA_TOLERANCE:
+            raise ValueError(f"--data {source}: the training images' per-channel {name} "
+                             f"{[round(float(v), 4) for v in now]} is not the run's {[round(float(v), 4) for v in then]}"
+                             " -- it is not the data set (or subset) the run was trained on; resume with that one")
 
 
 def make_loaders(config: TrainConfig, data: Data, device: torch.device, ctx: DistContext,

@@ -211,3 +211,10 @@ def batchnorm_cases(draw, small: bool = False, min_values: int = 3) -> BatchNorm
 def batchnorm_min_values(dtype) -> int:
     """Values per channel a batch-norm comparison in ``dtype`` needs (see :func:`batchnorm_cases`)."""
     return 3 if np.dtype(dtype) == np.float64 else 5
+
+
+#: Any JSON value, nested a little: what a damaged or hand-edited JSON field may hold.
+JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                         max_size=4), max_leaves=10)

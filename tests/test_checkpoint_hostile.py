@@ -30,6 +30,7 @@ from cifar_alexnet.cli import main
 from cifar_alexnet.data import CIFAR10_CLASSES
 from cifar_alexnet.model import AlexNet
 from helpers import REPO_ROOT, write_tiny_data
+from strategies import JSON_VALUES
 
 HIDDEN = 8
 META_KEY, OPT_KEY, RNG_KEY = "cifar_alexnet", "cifar_alexnet.optimizer", "cifar_alexnet.rng"
@@ -261,10 +262,6 @@ def test_header_length_is_bounded_and_checked(valid, tmp_path_factory, length):
 
 # ------------------------------------------------------------------------------------ random alterations
 
-JSON_VALUES = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
-                                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                         max_size=4), max_leaves=10)
 
 
 def _paths(node, prefix=()):

@@ -336,7 +336,7 @@ def test_bf16_on_a_cpu_without_bfloat16_units_trains_in_float32(monkeypatch, nat
 def test_every_config_field_has_help_and_a_reason_and_is_the_train_option_of_its_name():
     from dataclasses import MISSING, fields
 
-    from cifar_alexnet.recipes import RECIPES, TrainConfig
+    from cifar_alexnet.recipes import RECIPES, TrainConfig, config_from_args
 
     sub = build_parser("train")._subparsers._group_actions[0].choices["train"]
     options = {a.dest: a for a in sub._actions if a.option_strings and a.dest != "help"}
@@ -349,6 +349,8 @@ def test_every_config_field_has_help_and_a_reason_and_is_the_train_option_of_its
             assert f.default is MISSING and all(getattr(r, f.name) is not None for r in RECIPES.values())
         if meta["cli"]:
             assert f.name in options, f"--{f.name.replace('_', '-')} is not generated"
-            expected = None if meta["kind"] == "hyperparameter" else f.default
-            assert options.pop(f.name).default == expected, f.name
+            # left out of the namespace unless typed, so that --resume can tell "given" from "default"
+            assert options.pop(f.name).default is argparse.SUPPRESS, f.name
     assert not options, f"options without a TrainConfig field: {sorted(options)}"
+    # ... and a command line without options is the original recipe with every run option's default
+    assert config_from_args(build_parser("train").parse_args(["train"])) == RECIPES["original"]

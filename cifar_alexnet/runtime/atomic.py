@@ -4,7 +4,9 @@ The recipe is the usual one: write to a temporary file in the same directory, fl
 ``fsync`` it, ``os.replace`` it over the destination (atomic on POSIX and Windows), then
 ``fsync`` the directory so the rename itself survives a power cut. If anything fails on the
 way -- a full disk, an exception while producing the bytes, ``KeyboardInterrupt`` -- the
-temporary file is removed and the destination is untouched.
+temporary file is removed and the destination is untouched. Only ``kill -9`` (or a power cut)
+can leave one behind: :func:`remove_leftover_temp_files` clears them, for a directory whose
+writers are known to be gone.
 
 Permissions: ``tempfile.mkstemp`` creates its file readable by the owner only (mode 0600).
 The finished file gets the permissions a plain ``open(path, "w")`` would have given it: the
@@ -22,7 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "DiskFullError"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "DiskFullError",
+           "remove_leftover_temp_files"]
+
+#: Temporary files are named ``.<destination name>.<random>.tmp``.
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
 
 class DiskFullError(OSError):
@@ -64,7 +70,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -104,3 +110,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON (with a trailing newline) to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def remove_leftover_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``directory``; return what was removed.
+
+    Call it only while no other process can be writing there (e.g. holding the directory's lock).
+    """
+    removed = []
+    for path in Path(directory).iterdir():
+        if path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
