@@ -5,10 +5,19 @@ reads one with ``torch.load(weights_only=True)``, which accepts only tensors and
 containers. :func:`check_state_dict_matches` explains, key by key, why weights do not fit a
 model. Both raise :class:`CheckpointError`, a ``ValueError`` whose message names the file
 and the fix.
+
+``torch.load`` builds every tensor of a file before anything can be checked, so the file's
+size is checked first, from ``stat``: at most :func:`max_torch_file_bytes`, the weights of the
+largest model a checkpoint may describe (:mod:`cifar_alexnet.checkpoint_schema`) in float64,
+plus room for the pickle and the zip records. A file in torch's zip format (every
+``torch.save`` since torch 1.6) is memory-mapped, so its tensors are read from the file as
+they are used instead of being copied into memory first.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import pickle
 from os import PathLike
 from pathlib import Path
@@ -17,8 +26,10 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from cifar_alexnet.limits import format_bytes
+
 __all__ = ["CheckpointError", "MIN_SAFE_TORCH", "check_state_dict_matches", "load_torch_file_safely",
-           "torch_version_tuple"]
+           "max_torch_file_bytes", "torch_version_tuple"]
 
 
 class CheckpointError(ValueError):
@@ -36,20 +47,55 @@ def torch_version_tuple(version: str | None = None) -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
+@functools.cache
+def max_torch_file_bytes() -> int:
+    """The largest ``.pth`` file :func:`load_torch_file_safely` reads, in bytes.
+
+    The bounds of a safetensors checkpoint (:mod:`cifar_alexnet.checkpoint_schema`), applied
+    to a pickle: the weights of the largest model a checkpoint may describe -- AlexNet with
+    ``num_classes=MAX_CLASSES`` and ``hidden=MAX_HIDDEN``, 354 million numbers -- in the widest
+    dtype a checkpoint may hold (float64, 8 bytes), plus ``MAX_HEADER_BYTES`` for everything
+    that is not tensor data (the pickled keys, the zip records): 2.7 GiB. The original
+    notebook's weights (``hidden=2048``, float32) take 57 MiB.
+    """
+    from cifar_alexnet import checkpoint_schema as schema  # it imports this module, so not at the top
+
+    shapes = schema.expected_model_shapes({"num_classes": schema.MAX_CLASSES, "hidden": schema.MAX_HIDDEN})
+    numbers = sum(math.prod(shape) for shape, _ in shapes.values())
+    return numbers * max(schema.DTYPE_SIZES.values()) + schema.MAX_HEADER_BYTES
+
+
+#: The first bytes of a zip archive: how every ``torch.save`` since torch 1.6 begins.
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def load_torch_file_safely(path: str | PathLike, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with errors that explain themselves.
 
     ``weights_only=True`` restricts unpickling to tensors and plain containers, so a file
-    crafted to run code when loaded is refused before anything runs.
+    crafted to run code when loaded is refused before anything runs. A file larger than
+    :func:`max_torch_file_bytes` is refused before any of it is read. A zip-format file is
+    memory-mapped (``mmap=True``: the tensors are read from the file as they are used, so they
+    need the file unchanged until they are copied, as the package's loaders do at once); a file
+    of the legacy format (``_use_new_zipfile_serialization=False``) is read whole.
 
     Raises:
         FileNotFoundError: nothing at ``path``.
-        CheckpointError: the file holds code or objects other than tensors and containers, or
-            it is not a torch file at all (truncated, random bytes).
+        CheckpointError: the file is larger than any model this package loads, it holds code or
+            objects other than tensors and containers, or it is not a torch file at all
+            (truncated, random bytes).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
+    size, limit = path.stat().st_size, max_torch_file_bytes()
+    if size > limit:
+        raise CheckpointError(
+            f"{path}: {size:,} bytes ({format_bytes(size)}), more than the {limit:,} bytes ({format_bytes(limit)}) "
+            "that the float64 weights of the largest model this package loads take, so it was not read. If it "
+            "holds more than a model's weights (an optimizer, say), save only the weights -- "
+            "torch.save(model.state_dict(), path) -- or convert them to safetensors "
+            "(cifar_alexnet.checkpoint.save_checkpoint).")
     if torch_version_tuple() < MIN_SAFE_TORCH:
         raise CheckpointError(
             f"{path}: refusing to unpickle with torch {torch.__version__}: before "
@@ -57,7 +103,9 @@ def load_torch_file_safely(path: str | PathLike, map_location: str | torch.devic
             "(CVE-2025-32434, CVE-2026-24747) that let a crafted file run code. Upgrade torch "
             "(pip install 'torch>=2.10'), or use a safetensors checkpoint, which holds no code.")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as handle:
+            zip_format = handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=zip_format)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused to load -- the file contains code or objects other than tensors and plain "

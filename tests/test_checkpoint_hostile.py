@@ -29,6 +29,7 @@ from cifar_alexnet.checkpoint import (CheckpointError, capture_rng_state, load_c
 from cifar_alexnet.cli import main
 from cifar_alexnet.data import CIFAR10_CLASSES
 from cifar_alexnet.model import AlexNet
+from cifar_alexnet.safe_load import load_torch_file_safely, max_torch_file_bytes
 from helpers import REPO_ROOT, write_tiny_data
 from strategies import JSON_VALUES
 
@@ -412,3 +413,74 @@ def test_altered_original_pth_is_refused_by_loader_and_cli(tmp_path, capsys, alt
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     code, lines = _cli(["predict", path, tmp_path / "missing.png"], capsys)
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], lines
+
+
+def test_max_torch_file_bytes_holds_the_largest_model_in_float64():
+    """The limit: the float64 weights of AlexNet(MAX_CLASSES, MAX_HIDDEN), plus MAX_HEADER_BYTES for the rest."""
+    with torch.device("meta"):
+        largest = AlexNet(num_classes=schema.MAX_CLASSES, hidden=schema.MAX_HIDDEN)
+    weights = sum(t.numel() for t in largest.state_dict().values()) * torch.finfo(torch.float64).bits // 8
+    assert weights <= max_torch_file_bytes() <= weights + schema.MAX_HEADER_BYTES
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="rchar is Linux's /proc")
+def test_a_pth_larger_than_the_limit_is_refused_unread(tmp_path, capsys):
+    """A sparse file one byte over the limit (it costs no disk): refused from its size, by every reader, unread."""
+    limit = max_torch_file_bytes()
+    path = tmp_path / "alexnet_sukjoon.pth"
+    with open(path, "wb") as f:
+        f.write(b"PK\x03\x04")  # a zip: how torch.save files begin
+        f.truncate(limit + 1)
+
+    def bytes_read() -> int:
+        return int(next(line for line in open("/proc/self/io") if line.startswith("rchar")).split()[1])
+
+    before = bytes_read()
+    for load in (load_torch_file_safely, model_from_checkpoint):
+        with pytest.raises(CheckpointError) as info:
+            load(path)
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message, message
+        assert f"{limit + 1:,} bytes" in message and f"{limit:,} bytes" in message, message
+        assert "torch.save(model.state_dict(), path)" in message, message
+    assert bytes_read() - before < 1 << 20  # of a 2.7 GB file
+    code, lines = _cli(["predict", path, tmp_path / "image.png"], capsys)
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0], lines
+    assert f"{limit + 1:,} bytes" in lines[0]
+
+
+MMAP_SCRIPT = """
+import json, sys
+import torch
+from cifar_alexnet.safe_load import load_torch_file_safely
+def rss_kb():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+before = rss_kb()
+state = load_torch_file_safely(sys.argv[1])
+grew_kb = rss_kb() - before
+print(json.dumps({"grew_kb": grew_kb, "sum": float(sum(t.double().sum() for t in state.values()))}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmRSS is Linux's /proc")
+def test_a_zip_pth_is_memory_mapped_and_a_legacy_pth_still_loads(tmp_path):
+    """The default AlexNet's weights (57 MiB): loading a zip-format .pth copies none of them into memory.
+
+    Each file is loaded by a fresh process, whose resident memory before the load holds no freed
+    tensor memory that the load could reuse unseen."""
+    state = AlexNet().state_dict()
+    expected = float(sum(t.double().sum() for t in state.values()))
+    zip_path, legacy_path = tmp_path / "zip.pth", tmp_path / "legacy.pth"
+    torch.save(state, zip_path)
+    torch.save(state, legacy_path, _use_new_zipfile_serialization=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    loads = {}
+    for path in (zip_path, legacy_path):
+        out = subprocess.run([sys.executable, "-c", MMAP_SCRIPT, str(path)], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        loads[path.name] = json.loads(out.stdout)
+        assert loads[path.name]["sum"] == expected  # the same weights, from either format
+    size_kb = zip_path.stat().st_size // 1024
+    assert loads["zip.pth"]["grew_kb"] < size_kb // 4, (loads, size_kb)  # mapped: pages are read when used
+    assert loads["legacy.pth"]["grew_kb"] > size_kb // 2, (loads, size_kb)  # control: a whole read does grow

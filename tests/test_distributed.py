@@ -21,6 +21,8 @@ Three choices make that comparison meaningful:
   that feeds a BatchNorm, which subtracts it again -- moves by ``lr * sign(rounding noise)``:
   a different summation order flips that sign, in any precision.
 
+The last tests kill ``torchrun`` with SIGKILL, which it cannot pass on, and check that its
+workers stop anyway, through the trainer's SIGTERM handling.
 """
 
 from __future__ import annotations
@@ -203,3 +205,108 @@ def test_a_stopped_peer_ends_the_run_within_the_collective_timeout(tmp_path):
     assert waited < 100, f"the run hung for {waited:.0f} s"
     meta = load_checkpoint(run_dir / "last.safetensors").meta  # the last checkpoint is intact: --resume works
     assert meta["epoch"] >= 1
+
+
+def _process_start_time(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of a running process; None once it has exited.
+
+    With the start time, a process id the kernel reuses is not mistaken for the process we
+    mean; a zombie (exited, not yet collected by its new parent) counts as exited.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "pid (command)"
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state, start_time = fields[0], int(fields[19])  # fields 3 and 22 of proc(5)
+    return None if state in ("Z", "X") else start_time
+
+
+def _survivors(processes: dict[int, int | None]) -> list[int]:
+    """The ids among ``{pid: start time}`` that still run (a start time of None: gone when recorded)."""
+    return [pid for pid, started in processes.items() if started is not None and _process_start_time(pid) == started]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_a_process_gets_one_sigterm_when_its_multithreaded_parent_is_killed(tmp_path):
+    """stop_when_parent_dies without torchrun: SIGKILL a parent with 8 threads; its child gets exactly one SIGTERM.
+
+    The kernel signals an orphan once per exiting thread of its parent; a second SIGTERM would
+    make the trainer abort without saving."""
+    import signal
+    import time
+
+    child = ("import os, signal, sys, time\n"
+             "from cifar_alexnet.runtime.distributed import stop_when_parent_dies\n"
+             "def on_sigterm(*_):\n"
+             "    with open(sys.argv[1], 'a') as f:\n"
+             "        f.write('SIGTERM\\n')\n"
+             "signal.signal(signal.SIGTERM, on_sigterm)\n"
+             "stop_when_parent_dies()\n"
+             "print('ready', flush=True)\n"
+             "deadline = time.monotonic() + 120\n"
+             "while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:\n"
+             "    time.sleep(0.01)\n"
+             "time.sleep(1)  # room for repeated signals\n")
+    parent = ("import subprocess, sys, threading, time\n"
+              "for _ in range(7):\n"
+              "    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()\n"
+              "child = subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]])\n"
+              "print(child.pid, flush=True)\n"
+              "child.wait()\n")
+    marker = tmp_path / "signals-received"
+    process = subprocess.Popen([sys.executable, "-c", parent, child, str(marker)], env=cli_env(tmp_path),
+                               stdout=subprocess.PIPE, text=True)
+    child_pid = int(process.stdout.readline())
+    children = {child_pid: _process_start_time(child_pid)}
+    try:
+        assert process.stdout.readline().strip() == "ready"  # the child writes to the same pipe
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 30
+        while _survivors(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _survivors(children), "the child outlived its SIGKILLed parent"
+    finally:
+        for pid in _survivors(children):
+            os.kill(pid, signal.SIGKILL)
+    assert marker.read_text() == "SIGTERM\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_workers_stop_and_save_when_torchrun_is_sigkilled(tmp_path):
+    """SIGKILL torchrun (only it) mid-training: both workers get SIGTERM, rank 0 saves, none survives."""
+    import signal
+    import time
+
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=2, test_per_class=1, seed=11)
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                                "-m", "cifar_alexnet", "train", "--data", str(data), *ARGS, "--epochs", "1000",
+                                "--out", str(run_dir)], env=cli_env(tmp_path), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: dict[int, int | None] = {}
+    try:
+        while True:  # rank 0 prints one flushed line per epoch, once training runs
+            line = process.stdout.readline()
+            assert line, process.stderr.read()[-3000:]
+            if line.startswith("epoch   1/1000"):
+                break
+        pids = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        workers = {int(pid): _process_start_time(int(pid)) for pid in pids}
+        assert len(workers) == 2, workers
+        process.kill()  # SIGKILL to torchrun alone: it cannot pass anything on to its workers
+        process.wait()
+        deadline = time.monotonic() + 60
+        while _survivors(workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _survivors(workers), "torchrun's workers outlived it"
+        _, err = process.communicate(timeout=30)  # the workers held the pipes; they have closed them now
+    finally:
+        for pid in _survivors(workers):
+            os.kill(pid, signal.SIGKILL)
+    assert err.count("SIGTERM received: finishing the current step") == 2, err[-3000:]  # in each worker
+    assert err.count("Resume with:") == 1, err[-3000:]  # and rank 0 saved the resumable checkpoint
+    meta = load_checkpoint(run_dir / "last.safetensors").meta
+    assert meta["epoch"] >= 1 and meta["world_size"] == 2

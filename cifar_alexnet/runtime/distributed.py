@@ -37,11 +37,23 @@ The conventions of a distributed run (written once, here):
   every epoch end) stays intact and ``--resume`` continues from it. Set the environment
   variable ``CIFAR_ALEXNET_COLLECTIVE_TIMEOUT`` (seconds) to change the limit, e.g. for a
   slow shared file system where one process decodes the data set while the others wait.
+* **Workers stop when ``torchrun`` dies.** ``torchrun`` passes SIGTERM and SIGINT on to its
+  workers, but when it is killed outright (SIGKILL: ``kill -9``, the out-of-memory killer, a
+  scheduler's hard limit) nothing is passed on, and the workers would go on training as
+  orphans, holding their GPUs. So on Linux every worker asks the kernel, as it joins the run,
+  to be signalled the moment its parent exits, and turns that into one SIGTERM to itself
+  (:func:`stop_when_parent_dies`); the trainer handles it as a SIGTERM through ``torchrun``:
+  it saves a resumable checkpoint and exits with status 143.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -63,6 +75,8 @@ __all__ = [
     "differentiable_all_reduce_sum",
     "init_distributed",
     "shutdown_distributed",
+    "PARENT_DEATH_SIGNAL",
+    "stop_when_parent_dies",
     "wrap_model",
 ]
 
@@ -131,13 +145,66 @@ def collective_timeout() -> timedelta:
     return timedelta(seconds=seconds)
 
 
+#: ``prctl`` option that sets the signal a process gets when its parent exits (``<linux/prctl.h>``).
+PR_SET_PDEATHSIG = 1
+#: The signal the kernel sends a worker when ``torchrun`` exits, relayed as one SIGTERM: a
+#: real-time signal, which neither this package nor ``torchrun`` nor SLURM sends (None where
+#: there are no real-time signals, outside Linux).
+PARENT_DEATH_SIGNAL = getattr(signal, "SIGRTMIN", None)
+
+
+def stop_when_parent_dies() -> None:
+    """Have Linux send this process one SIGTERM when its parent (``torchrun``) exits; no-op elsewhere.
+
+    Why: a ``torchrun`` killed with SIGKILL cannot pass the signal on, so without this its
+    workers would keep training as orphans (see the module docstring). The SIGTERM reaches the
+    trainer's handler (:class:`cifar_alexnet.runtime.signals.StopFlag`), which saves a resumable
+    checkpoint and exits with 143; before training has started, SIGTERM simply ends the process.
+
+    How: ``prctl(PR_SET_PDEATHSIG, sig)`` makes the kernel send ``sig`` when the parent dies. It
+    sends it once for every thread of the dying parent (the orphan passes from thread to thread
+    as they exit), and the trainer reads a second SIGTERM as "abort without saving". So the
+    kernel sends :data:`PARENT_DEATH_SIGNAL` instead, whose handler sends this process SIGTERM
+    the first time and ignores the repeats.
+
+    The request only covers a parent that exits after it is made. The check after ``prctl``
+    catches a parent that died between the ``getppid`` below and the request; this process then
+    sends itself the SIGTERM. A parent that died even earlier cannot be told from a live one.
+    Signal handlers can only be set from the main thread; called from another thread, this
+    does nothing.
+    """
+    if (not sys.platform.startswith("linux") or PARENT_DEATH_SIGNAL is None
+            or threading.current_thread() is not threading.main_thread()):
+        return
+    relayed = False
+
+    def relay_once(signum, frame) -> None:
+        nonlocal relayed
+        if not relayed:
+            relayed = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(PARENT_DEATH_SIGNAL, relay_once)
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library this Python runs on
+    if libc.prctl(PR_SET_PDEATHSIG, int(PARENT_DEATH_SIGNAL), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        warnings.warn(f"prctl(PR_SET_PDEATHSIG) failed ({os.strerror(errno)}): this process will not stop by "
+                      "itself if torchrun is killed", RuntimeWarning, stacklevel=2)
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def init_distributed(ctx: DistContext, device: torch.device) -> None:
     """Join the process group (NCCL for CUDA devices, gloo otherwise); no-op for one process.
 
-    ``MASTER_ADDR``/``MASTER_PORT`` come from ``torchrun`` (the ``env://`` rendezvous).
+    ``MASTER_ADDR``/``MASTER_PORT`` come from ``torchrun`` (the ``env://`` rendezvous). First,
+    the process arranges to get SIGTERM if ``torchrun`` dies (:func:`stop_when_parent_dies`).
     """
     if not ctx.enabled or dist.is_initialized():
         return
+    stop_when_parent_dies()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
