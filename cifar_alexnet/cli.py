@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cifar_alexnet.train", "train the modified AlexNet (default: the original 2020 recipe)"),
     "evaluate": ("cifar_alexnet.evaluate", "test accuracy, per-class accuracy and confusion matrix of a checkpoint"),
     "predict": ("cifar_alexnet.predict", "top-k classes of image files"),
+    "export": ("cifar_alexnet.export", "a checkpoint's model as a small float16 file to share (30 MB)"),
     "plot": ("cifar_alexnet.plots", "accuracy and loss curves of a run directory"),
     "summary": ("cifar_alexnet.summary", "layer table (shapes, weights, FLOPs, receptive fields) of the torch model"),
 }
@@ -28,6 +29,7 @@ EPILOG = """examples:
   cifar-alexnet train --data data/cifar10-jpeg.tar.gz --recipe fast
   cifar-alexnet evaluate runs/<run>/best.safetensors --data data/cifar10-jpeg.tar.gz
   cifar-alexnet predict runs/<run> cat.png dog.jpg
+  cifar-alexnet export runs/<run> --out alexnet-fp16.safetensors
   cifar-alexnet plot runs/<run>
   cifar-alexnet summary
 
