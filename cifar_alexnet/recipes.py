@@ -317,7 +317,8 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
     for name in ("limit_train", "limit_test"):
         value = getattr(c, name)
         if value is not None and not 10 <= value <= MAX_COUNTER:
-            problems.append(f"--{name.replace('_', '-')} {value}: must be at least 10 (one image per class)")
+            problems.append(f"--{name.replace('_', '-')} {value}: must be in 10..{MAX_COUNTER:,} (at least one image "
+                            "per class)")
     if problems:
         raise ValueError("invalid training configuration:\n  " + "\n  ".join(problems))
 
@@ -331,6 +332,8 @@ def read_json_object(path: Path) -> dict[str, Any]:
         obj = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc}); restore the file the run wrote") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: holds a JSON {type(obj).__name__}, not an object of training options")
     return obj

@@ -75,13 +75,15 @@ def claim_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext, device: torc
     if ctx.is_main:
         try:
             claim = _claim_here(run_dir, resume)
-        except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        except OSError as exc:  # in use, not free, not found -- or not writable at all (permissions, read-only)
             problem = exc
     failed = torch.tensor(int(problem is not None), device=device)
     all_reduce_max(failed, ctx)
     if problem is not None:
-        raise problem if isinstance(problem, (FileExistsError, FileNotFoundError)) else FileExistsError(
-            f"--out {run_dir}: cannot use it as a run directory ({problem.strerror or problem}); choose another")
+        if problem.errno is None:  # one of the messages above, already saying what to do
+            raise problem
+        raise FileExistsError(f"{run_dir}: cannot use it as a run directory ({problem.strerror or problem}); "
+                              "choose another --out")
     if failed.item():
         raise FileExistsError(f"{run_dir}: rank 0 could not claim the run directory (see its message)")
     if resume:
@@ -92,8 +94,9 @@ def claim_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext, device: torc
 def _claim_here(run_dir: Path, resume: bool) -> RunDirClaim:
     created = False
     if not resume:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise FileExistsError(f"--out {run_dir} is a file; choose a directory path")
+        blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise FileExistsError(f"--out {run_dir}: {blocking} is a file, not a directory; choose another --out")
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             run_dir.mkdir()

@@ -244,3 +244,13 @@ def test_a_two_process_run_whose_directory_is_locked_fails_on_every_rank_at_once
     assert result.stderr.count("is in use: another process") == 1, result.stderr[-3000:]  # rank 0 says it once
     assert elapsed < 120  # not the collective timeout: rank 1 learned of it at once
     assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_NAME]
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/run", "afile/deeper/run"])
+def test_an_out_on_or_under_a_file_is_one_error_line_and_leaves_the_file(tmp_path, data, capsys, out):
+    (tmp_path / "afile").write_text("not a directory")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / out), *RUN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out {tmp_path / out}: {tmp_path / 'afile'} is a file, not a directory; "
+                   "choose another --out"]
+    assert (tmp_path / "afile").read_text() == "not a directory"
