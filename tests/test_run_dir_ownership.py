@@ -151,10 +151,13 @@ def test_a_refused_trainer_leaves_the_owners_directory_alone(tmp_path, data):
 
 def test_resume_clears_the_temporary_files_of_a_killed_save(tmp_path, finished_run):
     run_dir = copy_run(finished_run, tmp_path)
-    # what kill -9 in the middle of atomic_path leaves: its temporary files, one of them full-sized
-    leftovers = [run_dir / ".last.safetensors.k3j2h1.tmp", run_dir / ".history.json.a8b7c6.tmp"]
+    # what kill -9 in the middle of a save leaves: atomic_path's temporary files, and the one
+    # safetensors writes before renaming it to atomic_path's (both full-sized at worst)
+    leftovers = [run_dir / ".last.safetensors.k3j2h1.tmp", run_dir / ".history.json.a8b7c6.tmp",
+                 run_dir / ".tmpQ7xZ0a"]
     leftovers[0].write_bytes((run_dir / "last.safetensors").read_bytes())
     leftovers[1].touch()
+    leftovers[2].write_bytes((run_dir / "last.safetensors").read_bytes())
     assert main(["train", "--resume", str(run_dir), "--epochs", "2"]) == 0
     assert not any(p.exists() for p in leftovers)
     assert len(read_history(run_dir)) == 2
@@ -162,7 +165,7 @@ def test_resume_clears_the_temporary_files_of_a_killed_save(tmp_path, finished_r
 
 
 def test_remove_leftover_temp_files_takes_atomic_paths_temporaries_only(tmp_path):
-    keep = [tmp_path / name for name in ("history.json", "notes.tmp", ".lock", ".hidden")]
+    keep = [tmp_path / name for name in ("history.json", "notes.tmp", ".lock", ".hidden", ".tmpfile", ".tmp12345")]
     for path in keep:
         path.write_text("x")
     with atomic_path(tmp_path / "config.json") as tmp:

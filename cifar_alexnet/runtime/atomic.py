@@ -20,6 +20,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -29,6 +30,9 @@ __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_wri
 
 #: Temporary files are named ``.<destination name>.<random>.tmp``.
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+#: The name safetensors' own writer gives the file it writes before renaming it to the path it
+#: was given (the Rust ``tempfile`` crate's default: ``.tmp`` and six letters or digits).
+SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 
 
 class DiskFullError(OSError):
@@ -115,11 +119,15 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 def remove_leftover_temp_files(directory: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that killed writers left in ``directory``; return what was removed.
 
+    Those are :func:`atomic_path`'s files and the ones ``safetensors.torch.save_file`` writes
+    before renaming them to the path :func:`atomic_path` gave it (:data:`SAFETENSORS_TEMP`).
+
     Call it only while no other process can be writing there (e.g. holding the directory's lock).
     """
     removed = []
     for path in Path(directory).iterdir():
-        if path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX) and path.is_file():
+        ours = path.name.startswith(TEMP_PREFIX) and path.name.endswith(TEMP_SUFFIX)
+        if (ours or SAFETENSORS_TEMP.fullmatch(path.name)) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
