@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -56,7 +57,12 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
     try:
-        with Image.open(path) as image:  # reads the header only
+        # Pillow only warns (DecompressionBombWarning) when it opens an image of more than about
+        # 89 megapixels; as an error it becomes the one-line refusal below, not a stray warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)  # reads the header only
+        with image:
             width, height = image.size
             if width * height > MAX_PREDICT_PIXELS:
                 raise ValueError(f"{path}: {width}x{height} pixels is more than the {MAX_PREDICT_PIXELS:,} "

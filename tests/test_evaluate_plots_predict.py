@@ -326,6 +326,21 @@ def test_predict_refuses_a_huge_image_before_decoding(tmp_path, monkeypatch):
     assert not decoded
 
 
+def test_predict_on_a_144_megapixel_png_prints_its_refusal_and_no_warning(tmp_path):
+    """Pillow warns above ~89 megapixels while reading the header; the user must see one error line, not that."""
+    from data_factories import png_bytes
+    from helpers import run_cli
+
+    checkpoint = _cat_checkpoint(tmp_path / "c.safetensors")
+    (tmp_path / "huge.png").write_bytes(png_bytes(12000, 12000))
+    result = run_cli(["predict", checkpoint, tmp_path / "huge.png", "--resize", "--device", "cpu"], tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr  # the file's refusal, then the count of files not classified
+    assert lines[0].startswith(f"error: {tmp_path / 'huge.png'}: refused before decoding, far too many pixels")
+    assert lines[1] == "error: 1 of 1 image(s) could not be classified (see above)"
+
+
 @pytest.mark.parametrize("device, words", [("banana", "not a device name"), ("vulkan", "runs on cpu, cuda or mps"),
                                            ("cuda:7", "cuda")])
 @pytest.mark.parametrize("command", ["evaluate", "predict", "train"])
