@@ -484,3 +484,22 @@ def test_a_zip_pth_is_memory_mapped_and_a_legacy_pth_still_loads(tmp_path):
     size_kb = zip_path.stat().st_size // 1024
     assert loads["zip.pth"]["grew_kb"] < size_kb // 4, (loads, size_kb)  # mapped: pages are read when used
     assert loads["legacy.pth"]["grew_kb"] > size_kb // 2, (loads, size_kb)  # control: a whole read does grow
+
+
+@pytest.mark.parametrize("epoch", [-3, 10**12, 1.5])
+def test_train_resume_refuses_a_checkpoint_with_an_impossible_epoch(tiny_data, tmp_path, capsys, epoch):
+    """The attack's case: a resume from epoch -3 trained epochs -2..2. Now it is one error line, nothing trained."""
+    from helpers import TINY, read_history
+
+    run_dir = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_data), "--out", str(run_dir), *TINY, "--epochs", "1"]) == 0
+    table, tensors = split(run_dir / "last.safetensors")
+    table["__metadata__"][META_KEY]["epoch"] = epoch
+    (run_dir / "last.safetensors").write_bytes(join(table, tensors))
+    altered = (run_dir / "last.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--epochs", "3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith(f"error: {run_dir / 'last.safetensors'}: ") and "epoch" in err[0], err
+    assert len(read_history(run_dir)) == 1
+    assert (run_dir / "last.safetensors").read_bytes() == altered
