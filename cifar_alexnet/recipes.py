@@ -320,7 +320,7 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
             problems.append(f"--{name.replace('_', '-')} {value}: must be in 10..{MAX_COUNTER:,} (at least one image "
                             "per class)")
     if problems:
-        raise ValueError("invalid training configuration:\n  " + "\n  ".join(problems))
+        raise ValueError("invalid training configuration: " + "; ".join(problems))
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

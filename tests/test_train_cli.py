@@ -145,7 +145,9 @@ def test_bad_option_values_are_refused_before_anything_is_written(tmp_path):
     result = run_cli(["train", "--data", data, "--out", tmp_path / "run", *TINY, "--batch-size", "1",
                       "--lr", "-1"], tmp_path)
     assert result.returncode == 2
-    assert "--batch-size 1" in result.stderr and "--lr -1" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid training configuration: "), lines
+    assert "--batch-size 1" in lines[0] and "--lr -1" in lines[0]
     assert not (tmp_path / "run").exists()
 
 
@@ -163,7 +165,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "plot", "summary"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "export", "plot", "summary"])
 def test_every_option_has_help_with_its_default(command):
     parser = build_parser(command)
     sub = parser._subparsers._group_actions[0].choices[command]
@@ -192,7 +194,7 @@ def test_top_level_help_is_fast_and_lists_commands():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.stderr
-    for command in ("train", "evaluate", "predict", "plot", "summary"):
+    for command in ("train", "evaluate", "predict", "export", "plot", "summary"):
         assert command in result.stdout
     assert result.stdout.strip().endswith("NO-TORCH")
 
