@@ -113,10 +113,10 @@ def _claim_here(run_dir: Path, resume: bool) -> RunDirClaim:
         if not resume and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
             raise FileExistsError(f"--out {run_dir} already exists and is not empty; choose another directory, "
                                   f"or continue that run with --resume {run_dir}")
+        remove_leftover_temp_files(run_dir)  # of a save that was killed: nobody else writes here now
     except BaseException:
         lock.release()
         raise
-    remove_leftover_temp_files(run_dir)  # of a save that was killed: nobody else writes here now
     return RunDirClaim(run_dir, None, created, lock)
 
 
