@@ -175,7 +175,9 @@ class TrainConfig:
             raise FileNotFoundError(f"--resume {run_dir}: no config.json there; pass a run directory written by "
                                     "`cifar-alexnet train` (it holds config.json and last.safetensors)")
         stored = config_from_json(read_json_object(path), path)
-        given = {k: v for k, v in given.items() if v is not None and k not in ("resume", "out")}
+        given = {k: v for k, v in given.items() if v is not None and k != "resume"}
+        if "out" in given and Path(given["out"]).resolve() == run_dir.resolve():
+            del given["out"]  # the run's own directory, however it is written
         conflicts = [f"{as_typed(k, v)} (the run has {as_typed(k, getattr(stored, k))})"
                      for k, v in sorted(given.items()) if k not in RESUME_MAY_CHANGE and v != getattr(stored, k)]
         if conflicts:

@@ -178,12 +178,14 @@ def test_remove_leftover_temp_files_takes_atomic_paths_temporaries_only(tmp_path
 def test_resume_refuses_options_that_differ_from_the_stored_run(tmp_path, finished_run, capsys):
     run_dir = copy_run(finished_run, tmp_path)
     before = (run_dir / "last.safetensors").read_bytes()
-    for option in (["--recipe", "fast"], ["--lr", "0.5"], ["--batch-size", "7"], ["--no-augment"], ["--eval-train"]):
+    for option in (["--recipe", "fast"], ["--lr", "0.5"], ["--batch-size", "7"], ["--no-augment"], ["--eval-train"],
+                   ["--out", str(tmp_path / "elsewhere")]):
         assert main(["train", "--resume", str(run_dir), *option]) == 2, option
         err = capsys.readouterr().err
         assert f"differ from it: {' '.join(option)} (the run has --" in err, err
     # the stored values themselves are no conflict; nothing to do, since the run is complete
-    assert main(["train", "--resume", str(run_dir), "--recipe", "original", "--batch-size", "5"]) == 0
+    assert main(["train", "--resume", str(run_dir), "--recipe", "original", "--batch-size", "5",
+                 "--out", str(run_dir / ".." / run_dir.name)]) == 0
     assert (run_dir / "last.safetensors").read_bytes() == before
 
 
