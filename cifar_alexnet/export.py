@@ -51,13 +51,12 @@ def export_weights(source: str | Path, out: str | Path) -> dict:
 
     source = resolve_checkpoint_path(source)
     model, meta = model_from_checkpoint(source)
-    half = {name: tensor.to(EXPORT_DTYPE) if tensor.is_floating_point() else tensor
-            for name, tensor in model.state_dict().items()}
-    overflow = [name for name, tensor in half.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    model.to(EXPORT_DTYPE)  # parameters and float buffers; BatchNorm's integer counters stay int64
+    overflow = [name for name, tensor in model.state_dict().items()
+                if tensor.is_floating_point() and not tensor.isfinite().all()]  # finite before: checked on load
     if overflow:
         raise ValueError(f"{source}: tensor(s) {overflow[:4]} hold values beyond float16's range (65,504); "
                          "these weights cannot be exported as float16")
-    model.to(EXPORT_DTYPE)  # buffers and parameters; integer counters stay int64
     exported = {key: meta[key] for key in KEPT_META if key in meta}
     exported["exported_from"] = str(source)
     metrics, config = meta.get("metrics") or {}, meta.get("config") or {}

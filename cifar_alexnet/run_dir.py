@@ -48,7 +48,6 @@ def default_run_dir(recipe: str) -> Path:
 class RunDirClaim:
     """A run directory this process owns for the length of a run."""
 
-    run_dir: Path
     checkpoint: Checkpoint | None  # what ``--resume`` continues from; None for a new run
     created: bool  # this process made the directory, so a failed set-up may remove it again
     lock: DirLock | None  # held by rank 0 only
@@ -71,7 +70,7 @@ def claim_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext, device: torc
         FileNotFoundError: ``--resume`` of a directory without ``last.safetensors``.
         CheckpointError: ``last.safetensors`` is damaged.
     """
-    claim, problem = RunDirClaim(run_dir, None, False, None), None
+    claim, problem = RunDirClaim(None, False, None), None
     if ctx.is_main:
         try:
             claim = _claim_here(run_dir, resume)
@@ -117,7 +116,7 @@ def _claim_here(run_dir: Path, resume: bool) -> RunDirClaim:
     except BaseException:
         lock.release()
         raise
-    return RunDirClaim(run_dir, None, created, lock)
+    return RunDirClaim(None, created, lock)
 
 
 def save_run_checkpoint(model: nn.Module, meta: dict, history: list[dict], best: dict, path: Path, *,
