@@ -61,6 +61,10 @@ __all__ = ["RECIPES", "EXIT_DISK_FULL", "EXIT_NONFINITE", "EXIT_SETUP_ERROR", "E
 #: the GPU; on a CPU there is no queue and every step is checked.
 ACCELERATOR_SYNC_EVERY = 25
 
+#: Seconds a worker other than rank 0 waits before it exits with an error of the whole run, so
+#: that rank 0's message is printed before torchrun stops the workers still running.
+REPORT_GRACE_S = 5.0
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; nothing after the last good checkpoint was saved."""
@@ -417,13 +421,18 @@ def run(args: argparse.Namespace) -> int:
     In a multi-process run every process exits with the same status, but only rank 0 prints.
     """
     try:
-        is_main = distributed.context_from_env().is_main
+        ctx = distributed.context_from_env()
+        is_main, several = ctx.is_main, ctx.enabled
     except ValueError:
-        is_main = True
+        is_main, several = True, False
 
     def report(message: str) -> None:
         if is_main:
             print(message, file=sys.stderr, flush=True)
+        elif several:
+            # torchrun stops every worker as soon as one exits with an error; rank 0 is the one
+            # that prints, so the others give it time to (torchrun ends them once it has exited).
+            time.sleep(REPORT_GRACE_S)
 
     try:
         train(config_from_args(args))
