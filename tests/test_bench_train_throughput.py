@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,8 +41,10 @@ def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
 
     assert result["forward_macs_per_image"] == _analytic_forward_macs()
     assert result["train_flops_per_image"] == 6 * _analytic_forward_macs()
-    for key in ("device", "torch_version", "cpu_count", "command", "data_variant", "matmul_flops_per_s"):
+    for key in ("device", "torch_version", "cpu_count", "cpu_model", "command", "data_variant", "matmul_flops_per_s"):
         assert result[key] not in (None, "")
+    assert result["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert isinstance(result["cpu_bf16_units"], bool)
     assert "--smoke" in result["command"]
     for name in ("original", "project"):
         side = result["sides"][name]
@@ -125,3 +129,24 @@ def test_bad_sizes_are_refused(capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--images", "100", "--batch-size", "64"])
     assert "multiple of --batch-size" in capsys.readouterr().err
+
+
+def test_the_docs_name_each_cpu_results_machine_and_the_hours_its_rate_implies():
+    """The throughput table's machine column and the CPU warning's hours, recomputed from the committed results."""
+    sys.path.insert(0, str(REPO_ROOT / "docs" / "_helpers"))
+    try:
+        import training_pages
+    finally:
+        sys.path.pop(0)
+    from cifar_alexnet.recipes import ORIGINAL
+
+    table, warning = training_pages.throughput_section(), training_pages.cpu_warning()
+    results = [json.loads(p.read_text()) for p in sorted((REPO_ROOT / "bench" / "results").glob("train_throughput*.json"))]
+    results = [r for r in results if not r.get("smoke") and r["device"] == "cpu"]
+    assert results
+    for result in results:
+        if "cpu_model" in result:
+            assert f"CPU ({result['cpu_model']}, {result['cpu_count']} cores, {result['cpu_capability']}, " in table
+        if result["project_amp"] == "off":
+            hours = ORIGINAL.epochs * 50_000 / result["sides"]["project"]["images_per_s"] / 3600
+            assert f"**{hours:.0f} hours** of training steps" in warning

@@ -10,6 +10,8 @@ from site_kit import DOCS_DIR, REPO_ROOT, fence, figure_html, indent, md_table, 
 
 
 RESULTS_DIRS = (DOCS_DIR / "results", REPO_ROOT / "bench" / "results")
+#: Images in CIFAR-10's training split (the official archive and the JPEG copy alike): one epoch.
+CIFAR10_TRAIN_IMAGES = 50_000
 
 
 def recipe_source(name: str) -> str:
@@ -132,6 +134,16 @@ def _measured_results(benchmark: str) -> list[tuple[Path, dict]]:
     return [(path, data) for path, data in found if data.get("benchmark") == benchmark and not data.get("smoke")]
 
 
+def machine(result: dict) -> str:
+    """The device a benchmark ran on: a GPU's name, or a CPU's model and vector instructions."""
+    if result["device"] != "cpu":
+        return f"`{result['device_name']}`"
+    if "cpu_model" not in result:
+        return f"CPU ({result['cpu_count']} cores; model not recorded)"
+    units = "bfloat16 units" if result["cpu_bf16_units"] else "no bfloat16 units"
+    return f"CPU ({result['cpu_model']}, {result['cpu_count']} cores, {result['cpu_capability']}, {units})"
+
+
 @returns_printed
 def throughput_section() -> None:
     """The training-throughput results (``bench/train_throughput.py``), one row per precision."""
@@ -139,7 +151,7 @@ def throughput_section() -> None:
     for path, data in _measured_results("train_throughput"):
         original, project = data["sides"]["original"], data["sides"]["project"]
         amp = data.get("project_amp", "off")
-        rows.append([f"`{path.name}`", f"`{data['device']}`", "float32" if amp == "off" else f"{amp} autocast",
+        rows.append([f"`{path.name}`", machine(data), "float32" if amp == "off" else f"{amp} autocast",
                      f"{original['images_per_s']:.1f}", f"{project['images_per_s']:.1f}",
                      f"{data['speedup_project_over_original']:.2f}x",
                      f"{data['matmul_flops_per_s'] / 1e9:,.0f} ({data.get('matmul_dtype', 'float32')})",
@@ -147,7 +159,7 @@ def throughput_section() -> None:
     if not rows:
         print("No training-throughput result has been recorded yet.")
         return
-    print(md_table(["result", "device", "project precision", "original loop img/s", "project img/s",
+    print(md_table(["result", "machine", "project precision", "original loop img/s", "project img/s",
                     "project / original", "matmul GFLOP/s", "project / matmul", "command"], rows, "lllrrrrrl"))
 
 
@@ -275,9 +287,11 @@ def cpu_warning() -> None:
     for path, data in _measured_results("train_throughput"):
         if data["device"] == "cpu" and data.get("project_amp", "off") == "off":
             rate = data["sides"]["project"]["images_per_s"]
+            hours = ORIGINAL.epochs * CIFAR10_TRAIN_IMAGES / rate / 3600
             lines.append(f"`bench/train_throughput.py` measured **{rate:.0f} images/s** for a float32 training "
-                         f"step on a {data['cpu_count']}-core CPU ({data['data_variant']}, batch {data['batch_size']}; "
-                         f"`{path.relative_to(REPO_ROOT).as_posix()}`).")
+                         f"step on a {machine(data)}, batch {data['batch_size']} "
+                         f"(`{path.relative_to(REPO_ROOT).as_posix()}`): the {ORIGINAL.epochs} epochs of the "
+                         f"original recipe would take **{hours:.0f} hours** of training steps there.")
     for name, meta, history in recorded_runs():
         if _run_recipe(name) == "original" and meta.get("device") == "cpu" and _uses_all_images(name):
             epoch_s = sum(r["epoch_time_s"] for r in history) / len(history)
