@@ -259,3 +259,26 @@ def test_an_out_on_or_under_a_file_is_one_error_line_and_leaves_the_file(tmp_pat
     assert err == [f"error: --out {tmp_path / out}: {tmp_path / 'afile'} is a file, not a directory; "
                    "choose another --out"]
     assert (tmp_path / "afile").read_text() == "not a directory"
+
+
+NO_MOUNT = 97  # the exit status of the wrapper below when it cannot mount (no privileges for a mount namespace)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare for a private mount")
+def test_an_out_on_a_read_only_file_system_is_one_error_line(tmp_path, data):
+    """A read-only tmpfs, mounted in a mount namespace of the trainer's own, holds the --out."""
+    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    command = " ".join([f"mount -t tmpfs -o ro tmpfs {read_only} || exit {NO_MOUNT};",
+                        f"exec {sys.executable} -m cifar_alexnet train --data {data} --out {read_only / 'run'}",
+                        *RUN])
+    result = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", command], env=cli_env(tmp_path),
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if result.returncode == NO_MOUNT:
+        pytest.skip(f"cannot mount a read-only tmpfs in a private mount namespace here: {result.stderr.strip()}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {read_only / 'run'}: cannot use it as a run directory (Read-only file system); choose another --out"]
