@@ -535,7 +535,65 @@ def _expected_training_answers(model) -> dict[str, str]:
         "adam-state": f"{state_values:,}",
         "adam-vhat-factor": f"{1 / (1 - adam.param_groups[0]['betas'][1]):,.0f}",
         "step-batch-512-logits": f"{ORIGINAL.batch_size} × {out.shape[1]}",
+        **_expected_cache_answers(model, ORIGINAL.batch_size),
+        "adam-bias-noise-step": f"{_adam_step_on_reference_bias_gradient(ORIGINAL):.2f}",
     }
+
+
+def _expected_cache_answers(model, batch_size: int) -> dict[str, str]:
+    """The largest forward cache, from PyTorch's shapes: what each kind of layer's backward pass needs.
+
+    A convolution keeps its im2col matrix (``F.unfold`` of its input), BatchNorm its input and
+    the normalised input, ReLU, dropout and a linear layer one array of their input's size,
+    max-pool the position of each output's maximum.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    inputs = {}
+    hooks = [module.register_forward_hook(lambda m, i, o, module=module: inputs.__setitem__(module, (i[0], o)))
+             for module in model.modules() if not list(module.children())]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    sizes, convs = [], 0
+    for module, (x, y) in inputs.items():
+        if isinstance(module, torch.nn.Conv2d):
+            convs += 1
+            cols = F.unfold(x, module.kernel_size, padding=module.padding, stride=module.stride)
+            sizes.append((cols.numel(), f"Conv{convs}"))
+        elif isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            sizes.append((2 * x.numel(), "BN"))
+        elif isinstance(module, (torch.nn.ReLU, torch.nn.Dropout, torch.nn.Linear)):
+            sizes.append((x.numel(), type(module).__name__))
+        elif isinstance(module, torch.nn.MaxPool2d):
+            sizes.append((y.numel(), "Pool"))
+    numbers, name = max(sizes)
+    return {"step-largest-cache": f"{name}: {numbers:,} numbers per image",
+            "step-largest-cache-mb": f"{numbers * batch_size * 4 / 1e6:,.0f} MB"}
+
+
+def _adam_step_on_reference_bias_gradient(recipe) -> float:
+    """torch.optim.Adam's first step on Conv1's bias gradient of the lessons' float32 reference step, over lr.
+
+    The gradient is the reference's own (rounding noise differs from one implementation to
+    another); the step is PyTorch's.
+    """
+    import torch
+
+    sys.path.insert(0, str(DOCS / "_helpers"))
+    try:
+        import lesson_train
+
+        gradient = torch.from_numpy(lesson_train.step_run()[1].grads["features.0.bias"].copy())
+    finally:
+        sys.path.remove(str(DOCS / "_helpers"))
+    bias = torch.zeros_like(gradient, requires_grad=True)
+    adam = torch.optim.Adam([bias], lr=recipe.lr, betas=recipe.betas)
+    bias.grad = gradient
+    adam.step()
+    return bias.detach().abs().quantile(0.5).item() / recipe.lr  # the median as NumPy takes it (mean of the middle two)
 
 
 def test_exercise_answers_are_right(site):

@@ -204,6 +204,39 @@ def step_figure() -> None:
     print(figure_html(fig, "the loss of one batch over repeated training steps"))
 
 
+def adam_step_on_bias_noise(layer_key: str = "features.0") -> float:
+    """Median |first Adam step| / lr of a layer's biases, whose float32 gradient is rounding noise (before a BatchNorm)."""
+    from cifar_alexnet.recipes import ORIGINAL
+    from reference.adam import AdamState, adam_step
+
+    _, first = step_run()
+    name = f"{layer_key}.bias"
+    bias = {name: np.zeros_like(first.grads[name])}
+    adam_step(bias, {name: first.grads[name]}, AdamState(), lr=ORIGINAL.lr, betas=ORIGINAL.betas)
+    return float(np.median(np.abs(bias[name]))) / ORIGINAL.lr
+
+
+@lru_cache(maxsize=None)
+def cache_sizes() -> list[tuple[str, int]]:
+    """``[(layer name, numbers per image), ...]``: what each layer's forward keeps for its backward pass.
+
+    Counted from the caches of ``reference.network.forward`` on the lesson's batch; the layer's
+    own parameters (which a cache refers to but does not copy) are left out.
+    """
+    from reference.network import forward, init_params
+
+    params = init_params(np.random.default_rng(0), np.float32)
+    x, _ = step_batch()
+    _, cache, _ = forward(params, x, training=True, rng=np.random.default_rng(0))
+    sizes = []
+    for layer, layer_cache in zip(cache.layers, cache.layer_caches):
+        parts = layer_cache if isinstance(layer_cache, tuple) else (layer_cache,)
+        arrays = [a for a in parts if isinstance(a, np.ndarray)
+                  and not any(np.shares_memory(a, p) for p in params.values())]
+        sizes.append((layer.name, sum(a.size for a in arrays) // len(x)))
+    return sizes
+
+
 def exercise(key: str):
     from cifar_alexnet.recipes import ORIGINAL
     from reference.counts import count_layers, totals
@@ -223,6 +256,13 @@ def exercise(key: str):
         return f"{1 / (1 - ORIGINAL.betas[1]):,.0f}"
     if key == "step-batch-512-logits":
         return f"{ORIGINAL.batch_size} × {count_layers()[-1].out_shape[0]}"
+    if key == "step-largest-cache":
+        name, numbers = max(cache_sizes(), key=lambda size: size[1])
+        return f"{name}: {numbers:,} numbers per image"
+    if key == "step-largest-cache-mb":
+        return f"{max(n for _, n in cache_sizes()) * ORIGINAL.batch_size * 4 / 1e6:,.0f} MB"
+    if key == "adam-bias-noise-step":
+        return f"{adam_step_on_bias_noise():.2f}"
     raise KeyError(key)
 
 
