@@ -257,8 +257,9 @@ def time_epochs(sides, repeats: int, log: Callable[[str], None],
 def cpu_description() -> dict:
     """The CPU's model name and the vector instructions torch's kernels use on it.
 
-    On a CPU these decide the speed more than the core count: the same 2-core VM trains
-    several times faster with AVX512 and bfloat16 units (AVX512-BF16, AMX) than with AVX2 only.
+    On a CPU these decide the speed more than the core count: among the 2-core VMs of
+    ``bench/results/``, one with AVX-512 and bfloat16 units (AVX512-BF16, AMX) trains several
+    times faster than one with AVX2 only.
     """
     model = platform.processor() or platform.machine()
     try:

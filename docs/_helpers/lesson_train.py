@@ -260,7 +260,8 @@ def exercise(key: str):
         name, numbers = max(cache_sizes(), key=lambda size: size[1])
         return f"{name}: {numbers:,} numbers per image"
     if key == "step-largest-cache-mb":
-        return f"{max(n for _, n in cache_sizes()) * ORIGINAL.batch_size * 4 / 1e6:,.0f} MB"
+        float32_bytes = np.dtype(np.float32).itemsize
+        return f"{max(n for _, n in cache_sizes()) * ORIGINAL.batch_size * float32_bytes / 1e6:,.0f} MB"
     if key == "adam-bias-noise-step":
         return f"{adam_step_on_bias_noise():.2f}"
     raise KeyError(key)
