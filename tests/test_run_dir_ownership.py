@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -272,9 +273,8 @@ def test_an_out_on_a_read_only_file_system_is_one_error_line(tmp_path, data):
         pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
     read_only = tmp_path / "ro"
     read_only.mkdir()
-    command = " ".join([f"mount -t tmpfs -o ro tmpfs {read_only} || exit {NO_MOUNT};",
-                        f"exec {sys.executable} -m cifar_alexnet train --data {data} --out {read_only / 'run'}",
-                        *RUN])
+    train = [sys.executable, "-m", "cifar_alexnet", "train", "--data", str(data), "--out", str(read_only / "run"), *RUN]
+    command = f"mount -t tmpfs -o ro tmpfs {shlex.quote(str(read_only))} || exit {NO_MOUNT}; exec {shlex.join(train)}"
     result = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", command], env=cli_env(tmp_path),
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     if result.returncode == NO_MOUNT:

@@ -220,8 +220,9 @@ def adam_step_on_bias_noise(layer_key: str = "features.0") -> float:
 def cache_sizes() -> list[tuple[str, int]]:
     """``[(layer name, numbers per image), ...]``: what each layer's forward keeps for its backward pass.
 
-    Counted from the caches of ``reference.network.forward`` on the lesson's batch; the layer's
-    own parameters (which a cache refers to but does not copy) are left out.
+    Counted from the caches of ``reference.network.forward`` on the lesson's batch: the arrays
+    that hold every image's values (at least 2-D). Per-channel statistics (1-D) and the layer's
+    own parameters, which a cache refers to but does not copy, are left out.
     """
     from reference.network import forward, init_params
 
@@ -231,7 +232,7 @@ def cache_sizes() -> list[tuple[str, int]]:
     sizes = []
     for layer, layer_cache in zip(cache.layers, cache.layer_caches):
         parts = layer_cache if isinstance(layer_cache, tuple) else (layer_cache,)
-        arrays = [a for a in parts if isinstance(a, np.ndarray)
+        arrays = [a for a in parts if isinstance(a, np.ndarray) and a.ndim >= 2
                   and not any(np.shares_memory(a, p) for p in params.values())]
         sizes.append((layer.name, sum(a.size for a in arrays) // len(x)))
     return sizes
