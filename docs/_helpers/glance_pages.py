@@ -2,7 +2,7 @@
 
 The 2012 network is written down here as a layer list in the vocabulary of
 ``reference.architecture`` and counted by ``reference.counts``, the same code that counts
-this network; ``tests/test_docs_glance.py`` pins the torchvision variant's count against
+this network; ``tests/docs/test_docs_glance.py`` pins the torchvision variant's count against
 ``torchvision.models.alexnet``. LRN layers have no parameters and no multiply-accumulates and
 ``reference`` has no kind for them, so the lists leave them out (the table says where they were).
 """

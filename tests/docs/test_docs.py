@@ -13,26 +13,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory):
-    """Build the site once; returns (site folder, build output, seconds)."""
-    out = tmp_path_factory.mktemp("site")
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")  # Material's banner about MkDocs 2, not a warning of ours
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
-    seconds = time.perf_counter() - start
-    return out, result, seconds
 
 
 def test_site_builds_strictly(site):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-HELPERS = Path(__file__).resolve().parent.parent / "docs" / "_helpers"
+HELPERS = Path(__file__).resolve().parents[2] / "docs" / "_helpers"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 HELPERS = REPO_ROOT / "docs" / "_helpers"
 RUNS = REPO_ROOT / "docs" / "runs"
 
