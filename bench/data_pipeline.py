@@ -3,11 +3,11 @@
 Both sides produce the same thing -- shuffled batches of augmented (crop, flip, grayscale),
 normalised float32 images on ``--device`` -- from the same uint8 images, in one run:
 
-* ``torchvision``: the original notebook's pipeline: :class:`cifar_alexnet.data.TorchvisionDataset`
-  with :func:`cifar_alexnet.data.original_train_transform` in a ``DataLoader`` with
+* ``torchvision``: the original notebook's pipeline: :class:`cifar_alexnet.data.cifar10.TorchvisionDataset`
+  with :func:`cifar_alexnet.data.cifar10.original_train_transform` in a ``DataLoader`` with
   ``--workers`` worker processes (default: the number of CPUs this process may use), batches
   moved to the device;
-* ``device``: :class:`cifar_alexnet.device_data.DeviceLoader` on the device.
+* ``device``: :class:`cifar_alexnet.data.device_loader.DeviceLoader` on the device.
 
 Images: the JPEG copy of CIFAR-10 (``../shared/data/cifar10-jpeg.tar.gz`` or ``--data``)
 when present, decoded once into the cache; otherwise random images (noted in the output).
@@ -40,13 +40,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from cifar_alexnet.runtime.atomic import atomic_write_json  # noqa: E402
-from cifar_alexnet.data import (  # noqa: E402
-    TorchvisionDataset,
-    channel_stats,
-    load_cifar10,
-    original_train_transform,
-)
-from cifar_alexnet.device_data import DeviceLoader  # noqa: E402
+from cifar_alexnet.data.torchvision_pipeline import TorchvisionDataset, original_train_transform
+from cifar_alexnet.data.cifar10 import channel_stats, load_cifar10
+from cifar_alexnet.data.device_loader import DeviceLoader  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
@@ -115,7 +111,7 @@ def torchvision_batches(images, labels, mean, std, args, device: torch.device):
     """A function that starts a fresh pass of the original pipeline (new workers each time)."""
     from torch.utils.data import DataLoader
 
-    from cifar_alexnet.data import ArrayDataset, CIFAR10_CLASSES
+    from cifar_alexnet.data.arrays import ArrayDataset, CIFAR10_CLASSES
 
     ds = TorchvisionDataset(ArrayDataset(images, labels.astype(np.int64), CIFAR10_CLASSES, "bench"),
                             original_train_transform(mean, std))

@@ -3,7 +3,7 @@
 What it measures, on one device, in this order (each part is timed on its own; the part
 that answers the main question comes first, so a run cut short still answers it):
 
-1. **fast recipe** -- ``cifar_alexnet.train`` with ``--recipe fast`` (bf16, channels-last,
+1. **fast recipe** -- ``cifar_alexnet.training.loop`` with ``--recipe fast`` (bf16, channels-last,
    SGD-Nesterov one-cycle, flip TTA) for its full schedule: per-epoch time, images/s, test
    accuracy per epoch and the **time to 90.34 %** test accuracy (the original's best), the
    cumulative training + evaluation time up to the first epoch at or above it (``null`` if
@@ -13,7 +13,7 @@ that answers the main question comes first, so a run cut short still answers it)
    (4 workers), float32, ``.to(device)`` per batch, cuDNN autotuner off (PyTorch's default,
    which the notebook kept); one full training epoch after a short warm-up. Per-epoch time
    and training images/s.
-3. **original recipe, fast data path** -- ``cifar_alexnet.train`` with ``--recipe original``
+3. **original recipe, fast data path** -- ``cifar_alexnet.training.loop`` with ``--recipe original``
    (float32, Adam 1e-3, batch 512) but the device-resident loader, 2 epochs (the second is the
    steady state). What the data path, plus the trainer's cuDNN autotuner, is worth.
 
@@ -70,6 +70,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: the sibling benchmark scripts
 
+from cifar_alexnet.errors import CifarAlexnetError  # noqa: E402
 from cifar_alexnet.runtime.atomic import atomic_write_json  # noqa: E402
 from train_throughput import import_original_loop, synchronize  # noqa: E402
 
@@ -138,6 +139,12 @@ def mfu(flops_per_image: float, images_per_s: float, device_name: str, precision
 # ------------------------------------------------------------------------------------ stopping
 
 
+def smoke_size(split, wanted: int) -> int:
+    """The largest class-balanced subset of ``split`` with at most ``wanted`` images (at least one per class)."""
+    classes = len(split.classes)
+    return classes * max(1, min(wanted // classes, int(split.class_counts().min())))
+
+
 class Stopped(Exception):
     """A part was cut short (time budget or a signal); ``partial`` holds what it measured."""
 
@@ -187,7 +194,7 @@ class Interrupts:
     statements of the bookkeeping that writes the results. Any other time it is remembered in
     :attr:`pending` and the next part is skipped. The same holds when the ``KeyboardInterrupt``
     is swallowed inside a library call (seen once in four smoke runs on a 2-core CPU): the part
-    completes, and :attr:`pending` stops the run at the next part boundary. (Inside ``cifar_alexnet.train.train`` the
+    completes, and :attr:`pending` stops the run at the next part boundary. (Inside ``cifar_alexnet.training.loop.train`` the
     trainer's own handler takes over: it finishes the step and saves a checkpoint.)
     """
 
@@ -251,12 +258,14 @@ def summarise_history(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, args, workdir: Path,
                   budget: Budget) -> dict[str, Any]:
-    """``cifar_alexnet.train.train`` with ``recipe`` for ``epochs``; its history, timings, time to target.
+    """``cifar_alexnet.training.loop.train`` with ``recipe`` for ``epochs``; its history, timings, time to target.
 
     Raises:
         Stopped: the budget ran out or a signal came; ``partial`` holds the epochs completed.
     """
-    import cifar_alexnet.train as train_module
+    from cifar_alexnet.runtime.signals import TrainingInterrupted
+    from cifar_alexnet.training.loop import NonFiniteLossError, train
+    from cifar_alexnet.training.recipes import config_from_recipe
 
     overrides: dict[str, Any] = {"data": data, "out": str(workdir / recipe), "epochs": epochs, "quiet": True,
                                  "device": str(device), "verify": not args.no_verify}
@@ -264,20 +273,20 @@ def bench_trainer(recipe: str, data: str, device: torch.device, epochs: int, arg
         overrides.update(batch_size=max(2, min(16, args.smoke_images // 2)), eval_batch_size=64,
                          limit_train=args.smoke_images,
                          limit_test=args.smoke_images)
-    config = train_module.TrainConfig.from_recipe(recipe, **overrides)
+    config = config_from_recipe(recipe, **overrides)
     reset_peak_memory(device)
     start = time.perf_counter()
     stopped = error = None
     try:
-        train_module.train(config)
-    except (train_module.TrainingInterrupted, KeyboardInterrupt) as exc:
+        train(config)
+    except (TrainingInterrupted, KeyboardInterrupt) as exc:
         stopped = budget.reason(exc)
-    except (train_module.NonFiniteLossError, torch.cuda.OutOfMemoryError) as exc:
+    except (NonFiniteLossError, torch.cuda.OutOfMemoryError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     history_file = workdir / recipe / "history.json"  # rewritten by the trainer after every epoch
     history = json.loads(history_file.read_text()) if history_file.is_file() else []
     result = {
-        "what": f"cifar_alexnet.train --recipe {recipe} (device-resident loader)",
+        "what": f"cifar_alexnet.training.loop --recipe {recipe} (device-resident loader)",
         "config": config.to_json(),
         **summarise_history(history),
         "wall_time_s": time.perf_counter() - start,
@@ -350,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"{budget.reason(exc)} during set-up; nothing was measured", file=sys.stderr)
         return 1
+    except CifarAlexnetError as exc:  # bad data or options: the package's one-line message, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         budget.cancel()
         for signum, handler in previous_handlers.items():
@@ -358,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget, interrupts: Interrupts) -> int:
     started = time.perf_counter()
-    from cifar_alexnet.data import channel_stats, class_balanced_subset, load_cifar10
-    from cifar_alexnet.recipes import RECIPES
+    from cifar_alexnet.data.cifar10 import channel_stats, class_balanced_subset, load_cifar10
+    from cifar_alexnet.training.recipes import RECIPES
 
     if args.smoke:
         device = torch.device("cpu")
@@ -381,9 +393,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None, budget: Budget, inter
         f"gpu-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}{'-smoke' if args.smoke else ''}.json")
 
     train_set, test_set = load_cifar10(args.data, verify=not args.no_verify)
-    if args.smoke:
-        train_set = class_balanced_subset(train_set, args.smoke_images)
-        test_set = class_balanced_subset(test_set, args.smoke_images)
+    if args.smoke:  # at most --smoke-images, as many of every class (tiny test data sets have fewer)
+        train_set, test_set = (class_balanced_subset(split, smoke_size(split, args.smoke_images))
+                               for split in (train_set, test_set))
     mean, std = channel_stats(train_set.images)
     flops = training_flops_per_image(device)
     result: dict[str, Any] = {

@@ -93,10 +93,10 @@ class AlexNet_SukJoon(nn.Module):  # noqa: N801 - the original's name
 
 def make_original_loaders(train, test, mean: Sequence[float], std: Sequence[float], *,
                           batch_size: int = BATCH_SIZE, num_workers: int = 4):
-    """The notebook's two DataLoaders, over ``cifar_alexnet.data`` ArrayDatasets instead of torchvision's CIFAR10.
+    """The notebook's two DataLoaders, over ``cifar_alexnet.data.cifar10`` ArrayDatasets instead of torchvision's CIFAR10.
 
     Args:
-        train, test: :class:`cifar_alexnet.data.ArrayDataset` (uint8 NHWC images).
+        train, test: :class:`cifar_alexnet.data.cifar10.ArrayDataset` (uint8 NHWC images).
         mean, std: per-channel normalisation in [0, 1] units.
         batch_size: 512 in the original.
         num_workers: 4 in the original.
@@ -104,7 +104,7 @@ def make_original_loaders(train, test, mean: Sequence[float], std: Sequence[floa
     Returns:
         ``(trainloader, testloader)``.
     """
-    from cifar_alexnet.data import TorchvisionDataset, original_train_transform, test_transform
+    from cifar_alexnet.data.torchvision_pipeline import (TorchvisionDataset, original_train_transform, test_transform)
 
     trainset = TorchvisionDataset(train, original_train_transform(mean, std))
     trainloader = torch.utils.data.DataLoader(trainset, batch_size=batch_size,

@@ -6,8 +6,8 @@ What is measured, on one device in one run:
   ``DataLoader`` (the original's ``num_workers=4``) over the torchvision PIL pipeline, a
   ``DataParallel``-wrapped ``AlexNet_SukJoon``, ``.to(device)`` per batch, ``zero_grad`` /
   forward / loss / ``backward`` / ``step`` with ``torch.optim.Adam(lr=1e-3)``;
-* **project**: ``cifar_alexnet.train.train_step`` -- the trainer's own step function, fed by
-  the device-resident ``cifar_alexnet.device_data.DeviceLoader`` (batched augmentation on
+* **project**: ``cifar_alexnet.training.loop.train_step`` -- the trainer's own step function, fed by
+  the device-resident ``cifar_alexnet.data.device_loader.DeviceLoader`` (batched augmentation on
   the device) with ``channels_last`` memory, the ``original`` recipe's hyperparameters
   (Adam 1e-3, float32, no label smoothing), and running sums kept on the device;
 * **matmul**: a large float32 matrix product, the practical peak of the device, measured in
@@ -141,7 +141,7 @@ def load_images(args) -> tuple[np.ndarray, np.ndarray, str]:
         images = rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, args.images).astype(np.int64)
         return images, labels, "synthetic (uniform random uint8 pixels, random labels)"
-    from cifar_alexnet.data import load_cifar10
+    from cifar_alexnet.data.cifar10 import load_cifar10
 
     train, _ = load_cifar10(args.data)
     if len(train.labels) < args.images:
@@ -158,7 +158,7 @@ class OriginalSide:
     name = "original"
 
     def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, workers: int):
-        from cifar_alexnet.data import ArrayDataset
+        from cifar_alexnet.data.arrays import ArrayDataset
 
         original = import_original_loop()
         self.original, self.device = original, device
@@ -179,7 +179,7 @@ class OriginalSide:
 
 
 class ProjectSide:
-    """``cifar_alexnet.train.train_step`` driven by a ``DeviceLoader`` with channels_last.
+    """``cifar_alexnet.training.loop.train_step`` driven by a ``DeviceLoader`` with channels_last.
 
     ``amp`` is the trainer's precision option: ``"off"`` (float32, the original recipe) or
     ``"bf16"`` (bfloat16 autocast).
@@ -189,15 +189,15 @@ class ProjectSide:
 
     def __init__(self, images, labels, mean, std, device: torch.device, batch_size: int, channels_last: bool,
                  amp: str = "off"):
-        import cifar_alexnet.train as train
-        from cifar_alexnet.device_data import DeviceLoader
+        import cifar_alexnet.training.loop as train
+        from cifar_alexnet.data.device_loader import DeviceLoader
         from cifar_alexnet.model import AlexNet
-        from cifar_alexnet.optim import make_optimizer
-        from cifar_alexnet.recipes import TrainConfig
+        from cifar_alexnet.training.optim import make_optimizer
+        from cifar_alexnet.training.recipes import config_from_recipe
         from cifar_alexnet.runtime.device import resolve_amp
 
         self.train, self.device = train, device
-        self.config = TrainConfig.from_recipe("original", batch_size=batch_size, channels_last=channels_last, amp=amp)
+        self.config = config_from_recipe("original", batch_size=batch_size, channels_last=channels_last, amp=amp)
         torch.manual_seed(0)
         self.model = AlexNet().to(device)
         if channels_last:
@@ -288,7 +288,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="precision of the project side: off = float32 (the original recipe; the targets "
                         "apply to this), bf16 = bfloat16 autocast, measured against a bfloat16 matmul (the "
                         "original loop stays float32). Default off")
-    parser.add_argument("--data", default=None, help="use real images (cifar_alexnet.data.load_cifar10 path) "
+    parser.add_argument("--data", default=None, help="use real images (cifar_alexnet.data.cifar10.load_cifar10 path) "
                         "instead of random pixels")
     parser.add_argument("--matmul-size", type=int, default=None, help="n of the n x n matmul (default 2048 on "
                         "the CPU, 8192 on a GPU)")
@@ -344,7 +344,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
     from cifar_alexnet.runtime.atomic import atomic_write_json
-    from cifar_alexnet.data import channel_stats
+    from cifar_alexnet.data.cifar10 import channel_stats
     from cifar_alexnet.model import AlexNet
 
     device = torch.device(args.device)

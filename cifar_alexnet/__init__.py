@@ -1,41 +1,34 @@
-"""cifar_alexnet: a modified AlexNet for CIFAR-10 -- model, data, trainer and command line.
+"""cifar_alexnet: a modified AlexNet for CIFAR-10 -- the network, its data, training, and the command line.
 
-``import cifar_alexnet`` is cheap: it does not import torch. The names below are loaded on
-first use::
+The package in reading order; each name has one home, imported from there::
 
-    from cifar_alexnet import AlexNet, TrainConfig
-    from cifar_alexnet.train import train   # the function; ``cifar_alexnet.train`` is the module
-    run_dir = train(TrainConfig.from_recipe("original", epochs=2, limit_train=1000))
+    cifar_alexnet/
+      model.py         the network: AlexNet (imports nothing else of the package)
+      errors.py        the exceptions every part raises for bad input, and the error policy
+      runtime/         machinery a reader can skip: atomic writes, devices, signals, locks,
+                       random states, multi-process helpers, the size limits of every input
+      data/            CIFAR-10 on disk -> uint8 arrays -> normalised, augmented batches
+      checkpoints/     weights on disk: the safetensors format, its metadata, safe loading,
+                       the original notebook's .pth, float16 export
+      inference/       a trained model at work: evaluation (confusion matrix) and prediction
+      training/        the configuration and recipes, optimizer and schedule, the loop, the run directory
+      commands/        one module per subcommand of the command line
+      cli.py           the command line: dispatches to commands/ and applies the error policy
+
+Lower layers never import higher ones: model, errors, runtime -> data, checkpoints ->
+inference -> training -> commands -> cli (``tests/architecture/test_imports.py`` checks it).
+``docs/codebase.md`` walks through the same map with the questions a newcomer asks.
+
+``import cifar_alexnet`` is cheap: it does not import torch. Typical use::
+
+    from cifar_alexnet.model import AlexNet
+    from cifar_alexnet.training.recipes import config_from_recipe
+    from cifar_alexnet.training.loop import train
+    run_dir = train(config_from_recipe("original", epochs=2, limit_train=1000))
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
-#: public name -> module that defines it (imported lazily by __getattr__)
-_LAZY = {
-    "AlexNet": "cifar_alexnet.model",
-    "TrainConfig": "cifar_alexnet.recipes",
-    "RECIPES": "cifar_alexnet.recipes",
-    "load_checkpoint": "cifar_alexnet.checkpoint",
-    "save_checkpoint": "cifar_alexnet.checkpoint",
-    "model_from_checkpoint": "cifar_alexnet.checkpoint",
-    "load_cifar10": "cifar_alexnet.data",
-}
-
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'cifar_alexnet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__all__ = ["__version__"]

@@ -1,28 +1,49 @@
 """The ``cifar-alexnet`` command line (also ``python -m cifar_alexnet``).
 
-Each subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``
-(:data:`COMMANDS`). Only the chosen subcommand's module is imported (they import torch,
-which takes a second or two), so ``cifar-alexnet --help`` answers at once.
+Each subcommand is a module of :mod:`cifar_alexnet.commands` with ``add_arguments(parser)``
+and ``run(args) -> int`` (:data:`COMMANDS`). Only the chosen subcommand's module is imported
+(they import torch, which takes a second or two), so ``cifar-alexnet --help`` answers at once.
+
+The error policy, applied here once for every command (:mod:`cifar_alexnet.errors`): an error
+of this package -- bad options, data, checkpoint, run directory or output path -- is one
+``error:`` line and its exit status (2; 3, 4 and 128 + a signal for a training run's own ends);
+Ctrl-C is one line and 130; anything else is a bug, shown with its traceback and a line that
+says so (exit 1). In a multi-process run only rank 0 prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import time
+import traceback
 from typing import Sequence
+
+from cifar_alexnet.errors import CifarAlexnetError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("cifar_alexnet.train", "train the modified AlexNet (default: the original 2020 recipe)"),
-    "evaluate": ("cifar_alexnet.evaluate", "test accuracy, per-class accuracy and confusion matrix of a checkpoint"),
-    "predict": ("cifar_alexnet.predict", "top-k classes of image files"),
-    "export": ("cifar_alexnet.export", "a checkpoint's model as a small float16 file to share (30 MB)"),
-    "plot": ("cifar_alexnet.plots", "accuracy and loss curves of a run directory"),
-    "summary": ("cifar_alexnet.summary", "layer table (shapes, weights, FLOPs, receptive fields) of the torch model"),
+    "train": ("cifar_alexnet.commands.train", "train the modified AlexNet (default: the original 2020 recipe)"),
+    "evaluate": ("cifar_alexnet.commands.evaluate",
+                 "test accuracy, per-class accuracy and confusion matrix of a checkpoint"),
+    "predict": ("cifar_alexnet.commands.predict", "top-k classes of image files"),
+    "export": ("cifar_alexnet.commands.export", "a checkpoint's model as a small float16 file to share (30 MB)"),
+    "plot": ("cifar_alexnet.commands.plot", "accuracy and loss curves of a run directory"),
+    "summary": ("cifar_alexnet.commands.summary",
+                "layer table (shapes, weights, FLOPs, receptive fields) of the torch model"),
 }
+
+#: Exit status after Ctrl-C outside a training loop (128 + SIGINT's number).
+EXIT_INTERRUPTED = 130
+#: Exit status of an unexpected exception: a bug of this package.
+EXIT_BUG = 1
+#: Seconds a process other than rank 0 of a multi-process run waits before it exits with an
+#: error, so that rank 0's message is printed before torchrun stops the workers still running.
+REPORT_GRACE_S = 5.0
 
 EPILOG = """examples:
   cifar-alexnet train --download                    # the original recipe (Adam 1e-3, batch 512, 100 epochs)
@@ -77,8 +98,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except CifarAlexnetError as exc:
+        return _report(f"{exc.message_prefix}{exc}", exc.exit_code)
+    except KeyboardInterrupt:
+        return _report("interrupted (Ctrl-C): stopped; nothing half-written was left behind", EXIT_INTERRUPTED)
+    except Exception:
+        return _report(f"{traceback.format_exc()}error: this is a bug in cifar-alexnet, not a problem with your "
+                       "input: an unexpected exception ended the command (traceback above). Please report it "
+                       "with the command line you ran.", EXIT_BUG)
+
+
+def _report(message: str, status: int) -> int:
+    """Print ``message`` to stderr (rank 0 of a multi-process run only) and return ``status``.
+
+    torchrun stops every worker as soon as one exits with an error; rank 0 is the one that
+    prints, so the others give it time to (torchrun ends them once it has exited).
+    """
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        print(message, file=sys.stderr, flush=True)
+    elif int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        time.sleep(REPORT_GRACE_S)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

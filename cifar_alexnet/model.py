@@ -10,28 +10,17 @@ Two changes that do not change what is computed:
 
 * the two ``nn.Sequential`` stacks are called ``features`` and ``classifier`` (the
   original's ``features2`` and ``classifier2``); the indices inside them are the original's,
-  so :func:`load_original_state_dict` only renames;
+  so :func:`cifar_alexnet.checkpoints.original_pth.load_original_state_dict` only renames;
 * the forward pass flattens with :func:`torch.flatten` instead of ``x.view``, which also
   works for ``channels_last`` tensors.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from os import PathLike
-from typing import Mapping
-
 import torch
 from torch import nn
 
-from cifar_alexnet.safe_load import CheckpointError, check_state_dict_matches, load_torch_file_safely
-
-__all__ = ["AlexNet", "ORIGINAL_KEY_PREFIXES", "convert_original_state_dict", "load_original_state_dict"]
-
-#: How the original notebook's module names map to ours. Its checkpoints were saved through
-#: ``nn.DataParallel``, which adds ``module.`` in front of every key.
-ORIGINAL_KEY_PREFIXES = {"features2.": "features.", "classifier2.": "classifier."}
-
+__all__ = ["AlexNet"]
 
 class AlexNet(nn.Module):
     """The modified AlexNet for 3x32x32 images.
@@ -103,46 +92,3 @@ class AlexNet(nn.Module):
         x = self.features(x)  # (N, 256, 4, 4)
         x = torch.flatten(x, 1)  # (N, 4096); works for channels_last memory too
         return self.classifier(x)  # (N, num_classes)
-
-
-def convert_original_state_dict(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
-    """Rename the keys of a state_dict saved by the original notebook to this model's keys.
-
-    Accepts keys with or without the ``module.`` prefix that ``nn.DataParallel`` adds, and
-    keys that already use this package's names (then nothing changes).
-    """
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for key, value in state_dict.items():
-        new = key[len("module.") :] if key.startswith("module.") else key
-        for old_prefix, new_prefix in ORIGINAL_KEY_PREFIXES.items():
-            if new.startswith(old_prefix):
-                new = new_prefix + new[len(old_prefix) :]
-        out[new] = value
-    return out
-
-
-def load_original_state_dict(path: str | PathLike, num_classes: int = 10, hidden: int = 2048,
-                             dropout: float = 0.2, map_location: str | torch.device = "cpu") -> AlexNet:
-    """Build an :class:`AlexNet` from a ``.pth`` file saved by the original notebook.
-
-    The notebook saved ``net.state_dict()`` of a ``DataParallel``-wrapped ``AlexNet_SukJoon``,
-    so its keys read ``module.features2.0.weight`` and so on. The file is read with
-    ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
-    containers: a file that would run code when unpickled raises instead.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        CheckpointError: (a ValueError) the file is not a state_dict of this architecture (the message lists the
-            missing, unexpected and mis-shaped keys) or it is not a safe-to-load file.
-    """
-    state = load_torch_file_safely(path, map_location=map_location)
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    if not isinstance(state, Mapping) or not all(isinstance(key, str) for key in state):
-        raise CheckpointError(f"{path}: expected a state_dict (a mapping of names to tensors), got "
-                              f"{type(state).__name__}; save the model's state_dict() with torch.save")
-    model = AlexNet(num_classes=num_classes, hidden=hidden, dropout=dropout)
-    converted = convert_original_state_dict(state)
-    check_state_dict_matches(model, converted, source=str(path))
-    model.load_state_dict(converted)
-    return model

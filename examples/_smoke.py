@@ -1,7 +1,7 @@
 """Shared by the examples' ``--smoke`` modes: a tiny real image folder and the device choice.
 
 ``--smoke`` runs an example end to end on the CPU in seconds, so the tests can run every
-example (``tests/test_examples.py``). The data of a smoke run are the real CIFAR-10 sample
+example (``tests/cli/test_examples.py``). The data of a smoke run are the real CIFAR-10 sample
 images committed for the documentation (``docs/assets/cifar10_jpeg_samples.npz``, two
 training images per class of the JPEG q75 copy), written out as a small image folder. A smoke
 run proves that the example works, not that it learns anything.

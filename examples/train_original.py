@@ -1,7 +1,7 @@
 """Train the modified AlexNet with the original 2020 recipe (Adam 1e-3, batch 512, 100 epochs).
 
-The same as ``cifar-alexnet train``, from Python: build a :class:`~cifar_alexnet.train.TrainConfig`
-from the ``original`` recipe, call :func:`~cifar_alexnet.train.train`, read the run directory.
+The same as ``cifar-alexnet train``, from Python: build a :class:`~cifar_alexnet.training.loop.TrainConfig`
+from the ``original`` recipe, call :func:`~cifar_alexnet.training.loop.train`, read the run directory.
 
 Usage::
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None, recipe: str = "original") -> int:
     parser.add_argument("--smoke", action="store_true", help="a seconds-long CPU check on 20 real images")
     args = parser.parse_args(argv)
 
-    from cifar_alexnet.train import TrainConfig, train
+    from cifar_alexnet.training.recipes import config_from_recipe
+    from cifar_alexnet.training.loop import train
 
     overrides = dict(data=args.data, download=args.download, out=args.out, epochs=args.epochs,
                      device=pick_device(args.device, args.smoke))
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None, recipe: str = "original") -> int:
             os.environ["CIFAR_ALEXNET_CACHE"] = str(Path(tmp) / "cache")  # leave no cache behind
             overrides.update(data=str(write_sample_image_folder(Path(tmp) / "images")), epochs=1, batch_size=10,
                              eval_batch_size=20, out=args.out or str(Path(tmp) / "run"), amp="off", quiet=True)
-        config = TrainConfig.from_recipe(recipe, **overrides)
+        config = config_from_recipe(recipe, **overrides)
         run_dir = train(config)
 
         history = json.loads((run_dir / "history.json").read_text())

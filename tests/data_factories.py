@@ -1,4 +1,4 @@
-"""Tiny synthetic data sets on disk, in the two layouts :func:`cifar_alexnet.data.load_cifar10` reads.
+"""Tiny synthetic data sets on disk, in the two layouts :func:`cifar_alexnet.data.cifar10.load_cifar10` reads.
 
 * :func:`write_official_archive`: the official CIFAR-10 format -- a folder
   ``cifar-10-batches-py/`` with ``data_batch_1`` .. ``data_batch_5``, ``test_batch`` and
@@ -36,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cifar_alexnet.data import CIFAR10_CLASSES
+from cifar_alexnet.data.arrays import CIFAR10_CLASSES
 
 __all__ = [
     "SyntheticData",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cifar_alexnet.checkpoint import load_checkpoint
+from cifar_alexnet.checkpoints.format import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Train on 1 image per class, test on 1 per class: 2 steps of 5 images per epoch, 2 epochs.

@@ -25,7 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "DiskFullError",
+from cifar_alexnet.errors import CifarAlexnetError, DiskFullError, OutputPathError
+
+__all__ = ["write_error", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "remove_leftover_temp_files"]
 
 #: Temporary files are named ``.<destination name>.<random>.tmp``.
@@ -33,10 +35,6 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 #: The name safetensors' own writer gives the file it writes before renaming it to the path it
 #: was given (the Rust ``tempfile`` crate's default: ``.tmp`` and six letters or digits).
 SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
-
-
-class DiskFullError(OSError):
-    """Raised instead of a bare ``OSError(ENOSPC)`` so the message can name the file and the fix."""
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -62,6 +60,16 @@ def _permissions_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def write_error(path: Path, exc: OSError) -> DiskFullError | OutputPathError:
+    """The package's error for an ``OSError`` met while writing ``path``: a full disk, or a path that cannot be written."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(exc.errno, f"no space left while writing {path}; the previous version of the file (if "
+                                        "any) is intact. Free some disk space or choose another --out directory, "
+                                        "then run again.")
+    return OutputPathError(exc.errno, f"cannot write {path} ({exc.strerror or exc}); the previous version of the "
+                                      "file (if any) is intact. Choose another path, or make its folder writable.")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
@@ -73,8 +81,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             save_file(tensors, tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -84,15 +95,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, _permissions_for(path))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except CifarAlexnetError:
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(
-                exc.errno,
-                f"no space left while writing {path}; the previous version of the file (if any) is "
-                "intact. Free some disk space or choose another --out directory, then run again.",
-            ) from exc
-        raise
+        raise write_error(path, exc) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -8,6 +8,8 @@ from typing import Iterator
 
 import torch
 
+from cifar_alexnet.errors import OptionsError
+
 __all__ = ["autocast", "cpu_computes_bf16", "reproducibility", "resolve_amp", "select_device", "sum_dtype"]
 
 
@@ -22,19 +24,19 @@ def select_device(requested: str | None = None, local_rank: int = 0) -> torch.de
         try:
             device = torch.device(requested)
         except RuntimeError:
-            raise ValueError(f"--device {requested}: not a device name; use cpu, cuda, cuda:N or mps") from None
+            raise OptionsError(f"--device {requested}: not a device name; use cpu, cuda, cuda:N or mps") from None
         if device.type not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"--device {requested}: this package runs on cpu, cuda or mps")
+            raise OptionsError(f"--device {requested}: this package runs on cpu, cuda or mps")
         if device.type == "cuda":
             if not torch.cuda.is_available():
-                raise ValueError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
+                raise OptionsError(f"--device {requested}: CUDA is not available on this machine; use --device cpu")
             if device.index is None:
                 device = torch.device("cuda", local_rank)
             if device.index >= torch.cuda.device_count():
-                raise ValueError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA "
+                raise OptionsError(f"--device {requested}: this machine has {torch.cuda.device_count()} CUDA "
                                  f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         if device.type == "mps" and not mps:
-            raise ValueError(f"--device {requested}: Apple MPS is not available here; use --device cpu")
+            raise OptionsError(f"--device {requested}: Apple MPS is not available here; use --device cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank)

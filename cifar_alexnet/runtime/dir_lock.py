@@ -21,6 +21,8 @@ import os
 import socket
 from pathlib import Path
 
+from cifar_alexnet.errors import RunDirError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -31,7 +33,7 @@ __all__ = ["DirLock", "DirLockedError", "LOCK_NAME"]
 LOCK_NAME = ".lock"
 
 
-class DirLockedError(FileExistsError):
+class DirLockedError(RunDirError, FileExistsError):
     """Another live process holds the directory's lock."""
 
 

@@ -14,7 +14,7 @@ The conventions of a distributed run (written once, here):
 * **The batch size is global.** ``--batch-size 512`` with 4 processes means 128 images per
   process per step; it must be divisible by the number of processes. Every process draws the
   same permutation and augmentation parameters for the global batch and takes its contiguous
-  slice (:class:`cifar_alexnet.device_data.DeviceLoader`), so -- with synchronised BatchNorm
+  slice (:class:`cifar_alexnet.data.device_loader.DeviceLoader`), so -- with synchronised BatchNorm
   and dropout off (``--dropout 0``) -- the run computes what one process with the whole batch
   would, up to rounding. With dropout on, each process draws its own dropout masks, so an
   N-process run is an equally valid but different random draw from the 1-process run.
@@ -60,6 +60,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from cifar_alexnet.errors import OptionsError
 
 __all__ = [
     "COLLECTIVE_TIMEOUT_S",
@@ -119,10 +121,10 @@ def context_from_env(environ: dict | None = None) -> DistContext:
         ctx = DistContext(rank=int(env["RANK"]), world_size=int(env["WORLD_SIZE"]),
                           local_rank=int(env.get("LOCAL_RANK", env["RANK"])))
     except ValueError:
-        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (they are set by torchrun; "
+        raise OptionsError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (they are set by torchrun; "
                          f"got RANK={env.get('RANK')!r} WORLD_SIZE={env.get('WORLD_SIZE')!r})") from None
     if not (ctx.world_size >= 1 and 0 <= ctx.rank < ctx.world_size and ctx.local_rank >= 0):
-        raise ValueError(f"inconsistent torchrun environment: RANK={ctx.rank} WORLD_SIZE={ctx.world_size} "
+        raise OptionsError(f"inconsistent torchrun environment: RANK={ctx.rank} WORLD_SIZE={ctx.world_size} "
                          f"LOCAL_RANK={ctx.local_rank}")
     return ctx
 
@@ -141,7 +143,7 @@ def collective_timeout() -> timedelta:
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise ValueError(f"CIFAR_ALEXNET_COLLECTIVE_TIMEOUT={text!r}: give a positive number of seconds")
+        raise OptionsError(f"CIFAR_ALEXNET_COLLECTIVE_TIMEOUT={text!r}: give a positive number of seconds")
     return timedelta(seconds=seconds)
 
 

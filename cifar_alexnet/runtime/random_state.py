@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from cifar_alexnet.safe_load import CheckpointError
+from cifar_alexnet.errors import CheckpointError
 
 __all__ = ["capture_rng_state", "restore_rng_state"]
 
@@ -25,7 +25,7 @@ def capture_rng_state(generators: Mapping[str, torch.Generator] | None = None) -
 
     Args:
         generators: extra ``torch.Generator`` objects by name (for example the
-            :class:`~cifar_alexnet.device_data.DeviceLoader`'s shuffling generator). Their
+            :class:`~cifar_alexnet.data.device_loader.DeviceLoader`'s shuffling generator). Their
             states are stored as uint8 tensors.
 
     Returns:

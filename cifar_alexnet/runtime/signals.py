@@ -1,4 +1,8 @@
-"""Stopping cleanly on SIGINT/SIGTERM, and the exit statuses of ``cifar-alexnet train``."""
+"""Stopping cleanly on SIGINT/SIGTERM/SIGHUP: finish the current step, save, then end the run.
+
+The exit status after a signal is the shell's convention, 128 + the signal's number: 130 after
+Ctrl-C (SIGINT), 143 after SIGTERM, 129 after SIGHUP (the terminal closed).
+"""
 
 from __future__ import annotations
 
@@ -10,25 +14,19 @@ from typing import Any
 
 import torch
 
+from cifar_alexnet.errors import CifarAlexnetError
 from cifar_alexnet.runtime import distributed
 
-__all__ = ["EXIT_DISK_FULL", "EXIT_NONFINITE", "EXIT_SETUP_ERROR", "EXIT_SIGINT", "EXIT_SIGTERM", "StopFlag",
-           "TrainingInterrupted"]
+__all__ = ["HANDLED_SIGNALS", "StopFlag", "TrainingInterrupted"]
 
-#: Exit status after SIGINT (Ctrl-C): 128 + 2, the shell convention.
-EXIT_SIGINT = 130
-#: Exit status after SIGTERM: 128 + 15.
-EXIT_SIGTERM = 143
-#: Exit status when the loss became NaN or infinite.
-EXIT_NONFINITE = 3
-#: Exit status for a bad command line or bad data (nothing was trained, no run directory left).
-EXIT_SETUP_ERROR = 2
-#: The disk filled up while writing a run file; the previous version of every file is intact.
-EXIT_DISK_FULL = 4
+#: The signals that ask a training run to stop cleanly.
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class TrainingInterrupted(Exception):
-    """Raised after SIGINT/SIGTERM once the resumable checkpoint is on disk."""
+class TrainingInterrupted(CifarAlexnetError):
+    """Raised after a signal once the resumable checkpoint is on disk; ``exit_code`` is 128 + the signal."""
+
+    message_prefix = "\n"  # not an error: the line says what happened and how to resume
 
     def __init__(self, signal_name: str, exit_code: int, checkpoint: Path, command: str):
         super().__init__(f"{signal_name} received: stopped after the current step and saved "
@@ -38,7 +36,7 @@ class TrainingInterrupted(Exception):
 
 
 class StopFlag:
-    """Set by the SIGINT/SIGTERM handlers; read by the training loop after every step.
+    """Set by the SIGINT/SIGTERM/SIGHUP handlers; read by the training loop after every step.
 
     The first signal asks for a clean stop. A second one raises ``KeyboardInterrupt`` at once
     (the previous checkpoint is still intact thanks to the atomic writes).
@@ -57,7 +55,7 @@ class StopFlag:
 
     def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():  # handlers can only be set from there
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in HANDLED_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
@@ -68,7 +66,8 @@ class StopFlag:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_SIGTERM if self.signal_name == "SIGTERM" else EXIT_SIGINT
+        """128 + the number of the signal received (SIGTERM's when another process got it)."""
+        return 128 + int(signal.Signals[self.signal_name or "SIGTERM"])
 
     def agreed(self, ctx: distributed.DistContext, device: torch.device) -> bool:
         """Whether any process got a signal; every process must call it at the same step (a collective).

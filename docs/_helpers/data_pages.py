@@ -44,14 +44,14 @@ def sample_grid() -> None:
 def augmentation_steps():
     """The random augmentations of the original training transform, each made to always fire.
 
-    Taken from :func:`cifar_alexnet.data.original_train_transform` (so the page shows the
+    Taken from :func:`cifar_alexnet.data.cifar10.original_train_transform` (so the page shows the
     pipeline the trainer uses), without ``ToTensor``/``Normalize``. A step with a probability
     ``p`` is copied with ``p = 1`` so its effect is visible on every image; the real ``p``
     is returned beside it.
     """
     import copy
 
-    from cifar_alexnet.data import original_train_transform
+    from cifar_alexnet.data.torchvision_pipeline import original_train_transform
 
     pipeline = original_train_transform((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     steps = []
@@ -75,7 +75,7 @@ def augmentation_grid(n_images: int = 6, seed: int = 0) -> None:
     import torch
     from PIL import Image
 
-    from cifar_alexnet.data import original_train_transform
+    from cifar_alexnet.data.torchvision_pipeline import original_train_transform
 
     images, labels, classes, _ = samples()
     per_class = len(images) // len(classes)

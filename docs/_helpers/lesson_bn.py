@@ -106,7 +106,7 @@ def exercise(key: str):
     if key == "bn-params":
         return sum(x.weights for x in c if x.layer.kind in ("bn2d", "bn1d"))
     if key == "bn1-values":
-        from cifar_alexnet.recipes import ORIGINAL
+        from cifar_alexnet.training.recipes import ORIGINAL
 
         lc = next(x for x in c if x.layer.name == "BN1")
         return ORIGINAL.batch_size * lc.in_shape[1] * lc.in_shape[2]

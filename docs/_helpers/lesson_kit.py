@@ -82,7 +82,7 @@ def code_of(*functions, checks: bool = True) -> str:
 def tests_comparing(forward: str) -> str:
     """The test files that run ``forward`` against PyTorch, as inline code (the build fails if none)."""
     found = []
-    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
         text = path.read_text(encoding="utf-8")
         if re.search(rf"\b{forward}\b", text) and re.search(TORCH_COUNTERPART[forward], text):
             found.append(repo_file(path.relative_to(REPO_ROOT).as_posix()))

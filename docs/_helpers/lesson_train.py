@@ -81,7 +81,7 @@ GRADS = (1.0, 0.01, 100.0)
 @lru_cache(maxsize=None)
 def adam_worked():
     """Rows of (t, g, m, v, m̂, v̂, step) for the gradients of GRADS, from reference.adam.adam_step."""
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
     from reference.adam import AdamState, adam_step
 
     beta1, beta2 = ORIGINAL.betas
@@ -157,7 +157,7 @@ def step_batch():
 @lru_cache(maxsize=None)
 def step_run():
     """``STEPS`` training steps of reference.network on one batch: (losses, first step's result, shapes)."""
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
     from reference.adam import AdamState
     from reference.network import init_params, train_step
 
@@ -206,7 +206,7 @@ def step_figure() -> None:
 
 def adam_step_on_bias_noise(layer_key: str = "features.0") -> float:
     """Median |first Adam step| / lr of a layer's biases, whose float32 gradient is rounding noise (before a BatchNorm)."""
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
     from reference.adam import AdamState, adam_step
 
     _, first = step_run()
@@ -239,7 +239,7 @@ def cache_sizes() -> list[tuple[str, int]]:
 
 
 def exercise(key: str):
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
     from reference.counts import count_layers, totals
     from reference.loss import softmax_cross_entropy
 

@@ -72,7 +72,7 @@ def planned_epochs(config: dict) -> int:
     A one-cycle rate is laid out over the run's own ``epochs``; a constant rate has no end, so a
     run stopped early (``--epochs 2``) is the first part of its recipe's full run.
     """
-    from cifar_alexnet.recipes import RECIPES
+    from cifar_alexnet.training.recipes import RECIPES
 
     return config["epochs"] if config["schedule"] != "constant" else RECIPES[config["recipe"]].epochs
 

@@ -18,13 +18,13 @@ def recipe_source(name: str) -> str:
     """The source of the recipe constant (``ORIGINAL``, ``FAST``) in recipes.py, with its comments."""
     import ast
 
-    from cifar_alexnet import recipes
+    from cifar_alexnet.training import recipes
 
     path = Path(recipes.__file__)
     text = path.read_text(encoding="utf-8")
     for node in ast.parse(text).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return fence(ast.get_source_segment(text, node), title="cifar_alexnet/recipes.py")
+            return fence(ast.get_source_segment(text, node), title="cifar_alexnet/training/recipes.py")
     raise KeyError(f"recipes.py has no constant {name}")
 
 
@@ -33,7 +33,7 @@ def recipe_table() -> None:
     """Every hyperparameter of every recipe, side by side (run options such as paths are left out)."""
     from dataclasses import fields
 
-    from cifar_alexnet.recipes import RECIPES
+    from cifar_alexnet.training.recipes import RECIPES
 
     names = list(RECIPES)
     rows = []
@@ -53,7 +53,7 @@ def runs_section() -> None:
     """Metadata and curves of each recorded run, or a plain statement that there is none."""
     import tempfile
 
-    from cifar_alexnet.plots import plot_history
+    from cifar_alexnet.training.curves import plot_history
 
     runs = recorded_runs()
     if not runs:
@@ -68,7 +68,7 @@ def runs_section() -> None:
             png = plot_history(history, Path(tmp) / "curves.png", compare_original=True, title=name)
             print()
             print(png_html(Path(png).read_bytes(), f"curves of {name}", (
-                f"Run {name}: accuracy and loss per epoch (`cifar_alexnet.plots.plot_history`); circles: the "
+                f"Run {name}: accuracy and loss per epoch (`cifar_alexnet.training.curves.plot_history`); circles: the "
                 "write-up's published accuracies (official CIFAR-10).")))
 
 
@@ -78,12 +78,12 @@ def original_log_section() -> None:
     import matplotlib.pyplot as plt
 
     import original_log
-    from cifar_alexnet.plots import ORIGINAL_PUBLISHED_ACCURACY
+    from cifar_alexnet.training.curves import ORIGINAL_PUBLISHED_ACCURACY
 
     rows = original_log.parse_log()
     ours = {r["epoch"]: (r["eval_train_acc"], r["test_acc"]) for r in rows}
     if ours != dict(ORIGINAL_PUBLISHED_ACCURACY):
-        raise ValueError("docs: the transcribed log disagrees with cifar_alexnet.plots.ORIGINAL_PUBLISHED_ACCURACY")
+        raise ValueError("docs: the transcribed log disagrees with cifar_alexnet.training.curves.ORIGINAL_PUBLISHED_ACCURACY")
     fig, ax = plt.subplots(figsize=(7, 3.6))
     epochs = [r["epoch"] for r in rows]
     ax.plot(epochs, [r["eval_train_acc"] for r in rows], "o-", label='"train" (eval mode, augmented images)')
@@ -231,7 +231,7 @@ def _run_recipe(name: str) -> str | None:
 @returns_printed
 def fast_recipe_status() -> None:
     """What has been measured of the fast recipe, read from ``docs/runs`` and the result files."""
-    from cifar_alexnet.plots import ORIGINAL_PUBLISHED_ACCURACY
+    from cifar_alexnet.training.curves import ORIGINAL_PUBLISHED_ACCURACY
 
     if fast_recipe_measured_on_gpu():
         print("A recorded run or benchmark result below measured it on a GPU.")
@@ -281,7 +281,7 @@ def _uses_all_images(name: str) -> bool:
 @returns_printed
 def cpu_warning() -> None:
     """How long the default recipe takes on a CPU, from the throughput benchmark and the recorded CPU run."""
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
 
     lines = []
     for path, data in _measured_results("train_throughput"):

@@ -428,7 +428,7 @@ def _expected_answers() -> dict[str, str]:
     from torch.utils.flop_counter import FlopCounterMode
 
     from cifar_alexnet.model import AlexNet
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
 
     torch.manual_seed(0)
     model = AlexNet().eval()
@@ -498,7 +498,7 @@ def _expected_training_answers(model) -> dict[str, str]:
     import torch
     import torch.nn.functional as F
 
-    from cifar_alexnet.recipes import ORIGINAL
+    from cifar_alexnet.training.recipes import ORIGINAL
 
     logits = torch.tensor([[2.0, 1.0, -1.0]], dtype=torch.float64, requires_grad=True)
     loss = F.cross_entropy(logits, torch.tensor([0]))

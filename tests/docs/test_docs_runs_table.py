@@ -79,7 +79,7 @@ def test_headline_names_the_best_complete_run(helpers):
 
 def test_planned_epochs_of_a_stopped_constant_rate_run_is_the_recipes(helpers):
     runs_table, _ = helpers
-    from cifar_alexnet.recipes import RECIPES
+    from cifar_alexnet.training.recipes import RECIPES
 
     stopped = {"recipe": "original", "schedule": "constant", "epochs": 2}
     assert runs_table.planned_epochs(stopped) == RECIPES["original"].epochs

@@ -1,0 +1,86 @@
+"""Every example under ``examples/`` runs end to end in its ``--smoke`` mode (CPU, seconds).
+
+Each example is run as a user would run it (``python examples/NAME.py --smoke``, in a fresh
+process from the repository root), once per test session, and its output is checked for the
+result it promises, not only for a zero exit status.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tolerances import NETWORK_GRAD_F64, NETWORK_LOGITS_F64
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p for p in (REPO_ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
+
+
+def run_example(path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(path), *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Run every example's ``--smoke`` mode once: name -> (CompletedProcess, run directory or None)."""
+    runs = {}
+    for path in EXAMPLES:
+        out = None
+        args = ["--smoke"]
+        if path.name.startswith("train_"):
+            out = tmp_path_factory.mktemp(path.stem) / "run"
+            args += ["--out", str(out)]
+        runs[path.name] = (run_example(path, *args), out)
+    return runs
+
+
+def test_the_examples_are_there():
+    names = {p.name for p in EXAMPLES}
+    assert {"train_original.py", "train_fast.py", "layer_by_layer.py", "receptive_field.py"} <= names
+
+
+@pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
+def test_smoke_mode_runs(smoke_runs, name):
+    result, _ = smoke_runs[name]
+    assert result.returncode == 0, f"{name} --smoke failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("name, recipe", [("train_original.py", "original"), ("train_fast.py", "fast")])
+def test_train_examples_report_their_run(smoke_runs, name, recipe):
+    """A smoke training run writes a complete run directory and reports its accuracy."""
+    result, out = smoke_runs[name]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(rf"recipe {recipe}: 1 epoch\(s\), best test accuracy [\d.]+ %", result.stdout)
+    for file in ("config.json", "history.json", "best.safetensors", "last.safetensors"):
+        assert (out / file).is_file(), f"{file} missing from the run directory of {name}"
+
+
+def test_layer_by_layer_agrees_within_the_tolerances(smoke_runs):
+    """The example's printed differences are within the test suite's own tolerances."""
+    result, _ = smoke_runs["layer_by_layer.py"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_layer = [float(m) for m in re.findall(r"^\w+\s+\([\d, ]+\)\s+([\d.e+-]+)$", result.stdout, re.M)]
+    assert len(per_layer) >= 29, result.stdout  # one line per layer of the network
+    assert max(per_layer) <= NETWORK_LOGITS_F64
+    relative = float(re.search(r"largest relative difference ([\d.e+-]+)", result.stdout).group(1))
+    assert relative <= NETWORK_GRAD_F64
+
+
+def test_receptive_field_example_agrees_with_the_analytic_fields(smoke_runs):
+    result, _ = smoke_runs["receptive_field.py"]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.stdout.strip().endswith("all agree")
+    assert result.stdout.count("True") == 8  # every convolution and pooling output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown where no CUDA GPU exists")
+def test_without_a_gpu_the_examples_say_how_to_run_them():
+    result = run_example(REPO_ROOT / "examples" / "receptive_field.py")
+    assert result.returncode != 0
+    assert "--smoke" in result.stderr and "--device cpu" in result.stderr
