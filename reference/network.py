@@ -478,7 +478,9 @@ def _check_forward(params, x, training, dropout_masks, rng, layers) -> dict[str,
     dropout_keys = {layer.key for layer in dropout_layers}
     unknown = sorted(set(masks) - dropout_keys)
     if unknown:
-        raise ValueError(f"{_NAME}.forward: dropout_masks has unknown keys {unknown}; dropout layers: {sorted(dropout_keys)}")
+        raise ValueError(
+            f"{_NAME}.forward: dropout_masks has unknown keys {unknown}; dropout layers: {sorted(dropout_keys)}"
+        )
     for layer in dropout_layers:
         if training and layer.key not in masks and rng is None:
             raise ValueError(

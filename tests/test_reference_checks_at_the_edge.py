@@ -23,8 +23,9 @@ def _is_check_call(node: ast.AST) -> bool:
 
 def _without_docstring(body: list) -> list:
     first = body[0]
-    is_docstring = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
-    return body[1:] if is_docstring else body
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return body[1:]
+    return body
 
 
 @pytest.mark.parametrize("module", LAYER_MODULES)
