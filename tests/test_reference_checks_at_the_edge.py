@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+import reference
+
+REFERENCE_DIR = Path(reference.__file__).resolve().parent
 LAYER_MODULES = ["conv", "pool", "batchnorm", "relu", "linear", "flatten", "dropout", "loss", "adam"]
 
 
