@@ -72,30 +72,12 @@ def adam_step(
 
     Raises:
         ValueError: bad hyperparameters, a gradient for an unknown name, or a gradient whose
-            shape or dtype differs from its parameter's.
+            shape or dtype differs from its parameter's; raised before anything is updated.
     """
+    _check_inputs(params, grads, lr, betas, eps, weight_decay)
     beta1, beta2 = betas
-    for name, value, ok in (
-        ("lr", lr, lambda v: v >= 0),
-        ("beta1", beta1, lambda v: 0 <= v < 1),
-        ("beta2", beta2, lambda v: 0 <= v < 1),
-        ("eps", eps, lambda v: v >= 0),
-        ("weight_decay", weight_decay, lambda v: v >= 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
-            raise ValueError(f"{_LAYER}: invalid {name} = {value!r} (lr, eps, weight_decay >= 0; betas in [0, 1))")
-    unknown = sorted(set(grads) - set(params))
-    if unknown:
-        raise ValueError(f"{_LAYER}: gradients for unknown parameters {unknown}; grads must be keyed like params")
-
     for name, grad in grads.items():
         param = params[name]
-        check_float_array(_LAYER, f"params[{name!r}]", param, "(any shape)", range(0, 33))
-        check_float_array(_LAYER, f"grads[{name!r}]", grad, f"{param.shape} (the parameter's shape)", range(0, 33))
-        if grad.shape != param.shape:
-            raise ValueError(f"{_LAYER}: grads[{name!r}] has shape {grad.shape}, its parameter has {param.shape}")
-        check_same_dtype(_LAYER, f"grads[{name!r}]", grad, param, f"params[{name!r}]")
-
         if name not in state.step:
             state.step[name] = 0
             state.exp_avg[name] = np.zeros_like(param)
@@ -114,3 +96,33 @@ def adam_step(
         denom = np.sqrt(v) / math.sqrt(1 - beta2**t) + eps  # bias-corrected sqrt(v) + eps
         param -= step_size * (m / denom)  # in place: the parameter itself
     return params
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by adam_step; a bad argument raises a ValueError that starts
+# with "adam_step:" (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_inputs(params: dict, grads: dict, lr, betas, eps, weight_decay) -> None:
+    """Hyperparameters in range; every gradient named like, shaped like and typed like its parameter."""
+    beta1, beta2 = betas
+    for name, value, ok in (
+        ("lr", lr, lambda v: v >= 0),
+        ("beta1", beta1, lambda v: 0 <= v < 1),
+        ("beta2", beta2, lambda v: 0 <= v < 1),
+        ("eps", eps, lambda v: v >= 0),
+        ("weight_decay", weight_decay, lambda v: v >= 0),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
+            raise ValueError(f"{_LAYER}: invalid {name} = {value!r} (lr, eps, weight_decay >= 0; betas in [0, 1))")
+    unknown = sorted(set(grads) - set(params))
+    if unknown:
+        raise ValueError(f"{_LAYER}: gradients for unknown parameters {unknown}; grads must be keyed like params")
+    for name, grad in grads.items():
+        param = params[name]
+        check_float_array(_LAYER, f"params[{name!r}]", param, "(any shape)", range(0, 33))
+        check_float_array(_LAYER, f"grads[{name!r}]", grad, f"{param.shape} (the parameter's shape)", range(0, 33))
+        if grad.shape != param.shape:
+            raise ValueError(f"{_LAYER}: grads[{name!r}] has shape {grad.shape}, its parameter has {param.shape}")
+        check_same_dtype(_LAYER, f"grads[{name!r}]", grad, param, f"params[{name!r}]")

@@ -123,34 +123,19 @@ def batchnorm_forward(
         ValueError: wrong ranks, shapes or dtypes, ``momentum`` outside ``[0, 1]``,
             ``eps <= 0``, or training with a single value per channel.
     """
-    check_float_array(_LAYER, "x", x, "(N, C) or (N, C, H, W)", (2, 4))
-    C = x.shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
-        check_float_array(_LAYER, name, v, "(C,)", (1,))
-        check_shape(_LAYER, name, v, (C,), f"(C,) with C = x.shape[1] for x of shape {x.shape}")
-        check_same_dtype(_LAYER, name, v, x)
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{_LAYER}: momentum must be a number in [0, 1] (the new batch's weight), got {momentum!r}")
-    if not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"{_LAYER}: eps must be a number > 0, got {eps!r}")
-
+    _check_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps)
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
-    values_per_channel = x.size // C if C else 0  # M = N or N * H * W
 
     if training:
-        if values_per_channel < 2:
-            raise ValueError(
-                f"{_LAYER}: training mode needs more than one value per channel to estimate a variance, "
-                f"got x of shape {x.shape}; use a batch of 2 or more, or training=False"
-            )
+        M = x.size // x.shape[1]  # values per channel: N or N * H * W
         mean64 = x.mean(axis=axes, dtype=np.float64)  # (C,)
         mean = mean64.astype(x.dtype)  # (C,), rounded once to x's dtype
         centred = x - _per_channel(mean, x.ndim)  # shape of x
         # Biased variance, divides by M. centred is about the *rounded* mean, which is off by
         # delta = mean64 - mean; E[(x - mean)^2] = var + delta^2 corrects for that exactly.
         delta = mean64 - mean  # (C,), 0 in float64
-        var64 = _channel_dot(centred, centred, axes) / values_per_channel - delta * delta  # (C,)
-        unbiased_var64 = var64 * (values_per_channel / (values_per_channel - 1))  # (C,)
+        var64 = _channel_dot(centred, centred, axes) / M - delta * delta  # (C,)
+        unbiased_var64 = var64 * (M / (M - 1))  # (C,)
         old_mean64, old_var64 = running_mean.astype(np.float64), running_var.astype(np.float64)  # (C,)
         new_running_mean = ((1 - momentum) * old_mean64 + momentum * mean64).astype(x.dtype)  # (C,)
         new_running_var = ((1 - momentum) * old_var64 + momentum * unbiased_var64).astype(x.dtype)  # (C,)
@@ -188,10 +173,8 @@ def batchnorm_backward(dout: np.ndarray, cache: BatchNormCache):
     Returns:
         ``(dx, dgamma, dbeta)`` with shapes ``x.shape``, ``(C,)``, ``(C,)``.
     """
+    _check_backward(dout, cache)
     x, x_hat, gamma, mean64, inv_std64, axes, training = cache
-    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, C) or (N, C, H, W)", (2, 4))
-    check_shape(f"{_LAYER}_backward", "dout", dout, x.shape, "the forward input's shape")
-    check_same_dtype(f"{_LAYER}_backward", "dout", dout, x, "x")
     ndim = dout.ndim
 
     # Per-channel sums in float64. sum(dout * x_hat) is computed from x as
@@ -259,3 +242,36 @@ def batchnorm_train_backward_loop(dout: np.ndarray, x_hat: np.ndarray, gamma: np
         g = d * gamma[c]
         dx[:, c] = inv_std[c] * (g - g.mean() - xh * (g * xh).mean())
     return dx, dgamma, dbeta
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by batchnorm_forward and batchnorm_backward; a bad argument
+# raises a ValueError that names the layer (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_forward(x, gamma, beta, running_mean, running_var, training, momentum, eps) -> None:
+    """Ranks, shapes and dtypes; ``momentum`` in ``[0, 1]``, ``eps > 0``; training needs ``M >= 2``."""
+    check_float_array(_LAYER, "x", x, "(N, C) or (N, C, H, W)", (2, 4))
+    C = x.shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        check_float_array(_LAYER, name, v, "(C,)", (1,))
+        check_shape(_LAYER, name, v, (C,), f"(C,) with C = x.shape[1] for x of shape {x.shape}")
+        check_same_dtype(_LAYER, name, v, x)
+    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{_LAYER}: momentum must be a number in [0, 1] (the new batch's weight), got {momentum!r}")
+    if not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"{_LAYER}: eps must be a number > 0, got {eps!r}")
+    values_per_channel = x.size // C if C else 0  # M = N or N * H * W
+    if training and values_per_channel < 2:
+        raise ValueError(
+            f"{_LAYER}: training mode needs more than one value per channel to estimate a variance, "
+            f"got x of shape {x.shape}; use a batch of 2 or more, or training=False"
+        )
+
+
+def _check_backward(dout, cache: BatchNormCache) -> None:
+    """``dout`` must have the forward input's shape and dtype."""
+    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, C) or (N, C, H, W)", (2, 4))
+    check_shape(f"{_LAYER}_backward", "dout", dout, cache.x.shape, "the forward input's shape")
+    check_same_dtype(f"{_LAYER}_backward", "dout", dout, cache.x, "x")

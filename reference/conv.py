@@ -86,47 +86,6 @@ def conv2d_output_size(size: int, kernel: int, stride: int, padding: int = 0) ->
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def _check_inputs(layer: str, x, w, b, stride, padding):
-    """Validate the forward inputs; return ``(stride_hw, padding_hw, (H_out, W_out))``."""
-    check_float_array(layer, "x", x, "(N, C, H, W)", (4,))
-    check_float_array(layer, "w", w, "(F, C, KH, KW)", (4,))
-    check_float_array(layer, "b", b, "(F,)", (1,))
-    check_same_dtype(layer, "w", w, x)
-    check_same_dtype(layer, "b", b, x)
-    N, C, H, W = x.shape
-    F, C_w, KH, KW = w.shape
-    if C_w != C:
-        raise ValueError(
-            f"{layer}: channel mismatch: x has C = {C} channels (x: (N, C, H, W) = {x.shape}) but "
-            f"w expects {C_w} (w: (F, C, KH, KW) = {w.shape}); w must have shape (F, {C}, KH, KW)"
-        )
-    check_shape(layer, "b", b, (F,), "(F,) (one bias per filter)")
-    stride_hw = int_pair(layer, "stride", stride, minimum=1)
-    padding_hw = int_pair(layer, "padding", padding, minimum=0)
-    if N == 0 or C == 0 or F == 0 or KH == 0 or KW == 0:
-        raise ValueError(f"{layer}: empty input: x {x.shape}, w {w.shape}; every dimension must be >= 1")
-    padded = (H + 2 * padding_hw[0], W + 2 * padding_hw[1])
-    if KH > padded[0] or KW > padded[1]:
-        raise ValueError(
-            f"{layer}: kernel {KH}x{KW} is larger than the padded input {padded[0]}x{padded[1]} "
-            f"(x: (N, C, H, W) = {x.shape}, padding {padding_hw}); use a smaller kernel or more padding"
-        )
-    out_hw = tuple(conv2d_output_size(s, k, st, p) for s, k, st, p in zip((H, W), (KH, KW), stride_hw, padding_hw))
-    return stride_hw, padding_hw, out_hw
-
-
-def _check_dout(layer: str, dout, cache: ConvCache) -> tuple[int, int]:
-    """Validate the upstream gradient against the forward pass in ``cache``; return ``(H_out, W_out)``."""
-    N, _, H, W = cache.x_shape
-    F, _, KH, KW = cache.w.shape
-    H_out, W_out = (conv2d_output_size(s, k, st, p)
-                    for s, k, st, p in zip((H, W), (KH, KW), cache.stride, cache.padding))
-    check_float_array(layer, "dout", dout, "(N, F, H_out, W_out)", (4,))
-    check_shape(layer, "dout", dout, (N, F, H_out, W_out), "(N, F, H_out, W_out), the forward output's shape")
-    check_same_dtype(layer, "dout", dout, cache.w, "w")
-    return H_out, W_out
-
-
 def _pad(x: np.ndarray, padding: tuple) -> np.ndarray:
     """Zero-pad the two spatial axes: (N, C, H, W) -> (N, C, H + 2 ph, W + 2 pw)."""
     ph, pw = padding
@@ -161,10 +120,11 @@ def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, 
         ValueError: wrong ranks or dtypes, channel mismatch, bad stride/padding, or a kernel
             larger than the padded input.
     """
-    (sh, sw), padding_hw, (H_out, W_out) = _check_inputs("conv2d_naive", x, w, b, stride, padding)
-    N = x.shape[0]
-    F, C, KH, KW = w.shape
-    x_pad = _pad(x, padding_hw)  # (N, C, H + 2 ph, W + 2 pw)
+    (sh, sw), (ph, pw) = _check_forward("conv2d_naive", x, w, b, stride, padding)  # (vertical, horizontal) pairs
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    H_out, W_out = conv2d_output_size(H, KH, sh, ph), conv2d_output_size(W, KW, sw, pw)
+    x_pad = _pad(x, (ph, pw))  # (N, C, H + 2 ph, W + 2 pw)
     out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
     for n in range(N):
         for i in range(H_out):
@@ -172,7 +132,7 @@ def conv2d_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, 
                 field = x_pad[n, :, i * sh : i * sh + KH, j * sw : j * sw + KW]  # (C, KH, KW)
                 # One dot product per filter: sum over c, u, v of w[f, c, u, v] * field[c, u, v].
                 out[n, :, i, j] = np.tensordot(w, field, axes=3) + b  # (F,)
-    cache = ConvCache(x.shape, w, (sh, sw), padding_hw, x_pad, None)
+    cache = ConvCache(x.shape, w, (sh, sw), (ph, pw), x_pad, None)
     return out, cache
 
 
@@ -192,14 +152,13 @@ def conv2d_backward_naive(dout: np.ndarray, cache: ConvCache):
     Returns:
         ``(dx, dw, db)`` with shapes ``(N, C, H, W)``, ``(F, C, KH, KW)``, ``(F,)``.
     """
+    _check_backward("conv2d_backward_naive", dout, cache)
     x_pad, w = cache.x_pad, cache.w
-    if x_pad is None:
-        raise ValueError("conv2d_backward_naive: the cache comes from conv2d_forward; use conv2d_backward")
     N, C, H, W = cache.x_shape
     F, _, KH, KW = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    H_out, W_out = _check_dout("conv2d_backward_naive", dout, cache)
+    H_out, W_out = dout.shape[2:]
 
     dx_pad = np.zeros_like(x_pad)  # (N, C, H + 2 ph, W + 2 pw)
     dw = np.zeros_like(w)  # (F, C, KH, KW)
@@ -272,16 +231,17 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride=1, paddin
         ValueError: wrong ranks or dtypes, channel mismatch, bad stride/padding, or a kernel
             larger than the padded input.
     """
-    stride_hw, padding_hw, (H_out, W_out) = _check_inputs("conv2d", x, w, b, stride, padding)
-    N = x.shape[0]
-    F, C, KH, KW = w.shape
-    x_pad = _pad(x, padding_hw)  # (N, C, H + 2 ph, W + 2 pw)
-    cols = _im2col(x_pad, KH, KW, stride_hw, (H_out, W_out))  # (C*KH*KW, N*H_out*W_out)
+    (sh, sw), (ph, pw) = _check_forward("conv2d", x, w, b, stride, padding)  # (vertical, horizontal) pairs
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    H_out, W_out = conv2d_output_size(H, KH, sh, ph), conv2d_output_size(W, KW, sw, pw)
+    x_pad = _pad(x, (ph, pw))  # (N, C, H + 2 ph, W + 2 pw)
+    cols = _im2col(x_pad, KH, KW, (sh, sw), (H_out, W_out))  # (C*KH*KW, N*H_out*W_out)
     w_rows = w.reshape(F, C * KH * KW)  # (F, C*KH*KW)
     out_rows = w_rows @ cols  # (F, N*H_out*W_out)
     out_rows += b[:, None]  # b: (F,) -> (F, 1), the same bias at every position
     out = out_rows.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)  # (N, F, H_out, W_out), a view
-    cache = ConvCache(x.shape, w, stride_hw, padding_hw, None, cols)
+    cache = ConvCache(x.shape, w, (sh, sw), (ph, pw), None, cols)
     return np.ascontiguousarray(out), cache
 
 
@@ -304,14 +264,13 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
     Returns:
         ``(dx, dw, db)`` with shapes ``(N, C, H, W)``, ``(F, C, KH, KW)``, ``(F,)``.
     """
+    _check_backward("conv2d_backward", dout, cache)
     cols, w = cache.cols, cache.w
-    if cols is None:
-        raise ValueError("conv2d_backward: the cache comes from conv2d_forward_naive; use conv2d_backward_naive")
     N, C, H, W = cache.x_shape
     F, _, KH, KW = w.shape
     sh, sw = cache.stride
     ph, pw = cache.padding
-    H_out, W_out = _check_dout("conv2d_backward", dout, cache)
+    H_out, W_out = dout.shape[2:]
 
     dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out)  # (F, N*H_out*W_out), a copy
     db = dout_rows.sum(axis=1, dtype=np.float64).astype(dout.dtype)  # (F,), summed in float64
@@ -328,3 +287,52 @@ def conv2d_backward(dout: np.ndarray, cache: ConvCache):
             dx_pad[:, :, u : u + (H_out - 1) * sh + 1 : sh, v : v + (W_out - 1) * sw + 1 : sw] += dcols[:, u, v]
     dx = dx_pad[:, :, ph : ph + H, pw : pw + W].transpose(1, 0, 2, 3)  # (N, C, H, W): no padding border
     return np.ascontiguousarray(dx), dw, db
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by the functions above; a bad argument raises a ValueError that
+# names the layer (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_forward(layer: str, x, w, b, stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Check the forward pass's arguments; return ``stride`` and ``padding`` as ``(vertical, horizontal)`` ints."""
+    check_float_array(layer, "x", x, "(N, C, H, W)", (4,))
+    check_float_array(layer, "w", w, "(F, C, KH, KW)", (4,))
+    check_float_array(layer, "b", b, "(F,)", (1,))
+    check_same_dtype(layer, "w", w, x)
+    check_same_dtype(layer, "b", b, x)
+    N, C, H, W = x.shape
+    F, C_w, KH, KW = w.shape
+    if C_w != C:
+        raise ValueError(
+            f"{layer}: channel mismatch: x has C = {C} channels (x: (N, C, H, W) = {x.shape}) but "
+            f"w expects {C_w} (w: (F, C, KH, KW) = {w.shape}); w must have shape (F, {C}, KH, KW)"
+        )
+    check_shape(layer, "b", b, (F,), "(F,) (one bias per filter)")
+    stride_hw = int_pair(layer, "stride", stride, minimum=1)
+    padding_hw = int_pair(layer, "padding", padding, minimum=0)
+    if N == 0 or C == 0 or F == 0 or KH == 0 or KW == 0:
+        raise ValueError(f"{layer}: empty input: x {x.shape}, w {w.shape}; every dimension must be >= 1")
+    padded = (H + 2 * padding_hw[0], W + 2 * padding_hw[1])
+    if KH > padded[0] or KW > padded[1]:
+        raise ValueError(
+            f"{layer}: kernel {KH}x{KW} is larger than the padded input {padded[0]}x{padded[1]} "
+            f"(x: (N, C, H, W) = {x.shape}, padding {padding_hw}); use a smaller kernel or more padding"
+        )
+    return stride_hw, padding_hw
+
+
+def _check_backward(layer: str, dout, cache: ConvCache) -> None:
+    """Check that ``cache`` comes from the matching forward pass and ``dout`` has its output's shape and dtype."""
+    if layer == "conv2d_backward_naive" and cache.x_pad is None:
+        raise ValueError("conv2d_backward_naive: the cache comes from conv2d_forward; use conv2d_backward")
+    if layer == "conv2d_backward" and cache.cols is None:
+        raise ValueError("conv2d_backward: the cache comes from conv2d_forward_naive; use conv2d_backward_naive")
+    N, _, H, W = cache.x_shape
+    F, _, KH, KW = cache.w.shape
+    H_out, W_out = (conv2d_output_size(s, k, st, p)
+                    for s, k, st, p in zip((H, W), (KH, KW), cache.stride, cache.padding))
+    check_float_array(layer, "dout", dout, "(N, F, H_out, W_out)", (4,))
+    check_shape(layer, "dout", dout, (N, F, H_out, W_out), "(N, F, H_out, W_out), the forward output's shape")
+    check_same_dtype(layer, "dout", dout, cache.w, "w")

@@ -53,29 +53,14 @@ def dropout_forward(x: np.ndarray, p: float, *, training: bool, rng: np.random.G
         ValueError: ``p`` outside ``[0, 1)``; in training mode: neither or both of ``rng``
             and ``mask``, a non-boolean mask or one of the wrong shape.
     """
-    check_float_array(_LAYER, "x", x, "(N, ...)", range(1, 33))
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{_LAYER}: p is the drop probability and must be in [0, 1), got {p!r}")
+    _check_forward(x, p, training, rng, mask)
     if not training:
         return x.copy(), DropoutCache(None, x.shape)
 
-    if (rng is None) == (mask is None):
-        raise ValueError(
-            f"{_LAYER}: in training mode give exactly one of rng (np.random.Generator) or mask "
-            f"(boolean keep-mask of shape {x.shape}), got {'both' if rng is not None else 'neither'}"
-        )
     if rng is not None:
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"{_LAYER}: rng must be a np.random.Generator (np.random.default_rng(seed)), got {rng!r}")
         keep = rng.random(x.shape) >= p  # shape of x; True with probability 1 - p
     else:
-        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
-            raise ValueError(
-                f"{_LAYER}: mask must be a boolean NumPy keep-mask of shape {x.shape} (True = keep), "
-                f"got {type(mask).__name__} of dtype {getattr(mask, 'dtype', None)}"
-            )
-        check_shape(_LAYER, "mask", mask, x.shape, "the shape of x")
-        keep = mask
+        keep = mask  # the given keep-mask, shape of x
     scale = x.dtype.type(1.0 / (1.0 - p))
     scaled_mask = keep * scale  # shape of x, dtype of x: 0 or 1 / (1 - p)
     return x * scaled_mask, DropoutCache(scaled_mask, x.shape)
@@ -91,8 +76,42 @@ def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> np.ndarray:
     Returns:
         ``dx = dout * keep_mask / (1 - p)`` (training) or ``dout`` (eval), shape of ``x``.
     """
-    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, ...)", range(1, 33))
-    check_shape(f"{_LAYER}_backward", "dout", dout, cache.x_shape, "the forward input's shape")
+    _check_backward(dout, cache)
     if cache.scaled_mask is None:
         return dout.copy()
     return dout * cache.scaled_mask
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by the functions above; a bad argument raises a ValueError that
+# names the layer (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_forward(x, p, training, rng, mask) -> None:
+    """``x`` a float array, ``p`` in ``[0, 1)``; in training mode exactly one of ``rng`` and ``mask``, well formed."""
+    check_float_array(_LAYER, "x", x, "(N, ...)", range(1, 33))
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+        raise ValueError(f"{_LAYER}: p is the drop probability and must be in [0, 1), got {p!r}")
+    if not training:
+        return  # the identity: rng and mask are not used
+    if (rng is None) == (mask is None):
+        raise ValueError(
+            f"{_LAYER}: in training mode give exactly one of rng (np.random.Generator) or mask "
+            f"(boolean keep-mask of shape {x.shape}), got {'both' if rng is not None else 'neither'}"
+        )
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{_LAYER}: rng must be a np.random.Generator (np.random.default_rng(seed)), got {rng!r}")
+    if mask is not None:
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+            raise ValueError(
+                f"{_LAYER}: mask must be a boolean NumPy keep-mask of shape {x.shape} (True = keep), "
+                f"got {type(mask).__name__} of dtype {getattr(mask, 'dtype', None)}"
+            )
+        check_shape(_LAYER, "mask", mask, x.shape, "the shape of x")
+
+
+def _check_backward(dout, cache: DropoutCache) -> None:
+    """``dout`` must be a float array of the forward input's shape."""
+    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, ...)", range(1, 33))
+    check_shape(f"{_LAYER}_backward", "dout", dout, cache.x_shape, "the forward input's shape")

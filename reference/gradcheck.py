@@ -45,20 +45,13 @@ def numeric_gradient(
     Raises:
         ValueError: ``x`` is not a float64 array, or ``f(x)`` does not match ``dout``.
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise ValueError(
-            f"numeric_gradient: x must be a float64 NumPy array, got {getattr(x, 'dtype', type(x).__name__)}; "
-            "central differences are meaningless in float32"
-        )
+    _check_point(x)
 
-    def objective() -> float:
+    def objective() -> float:  # L(x) = sum(f(x) * dout), or f(x) itself
         value = f(x)
+        _check_value(value, dout)
         if dout is None:
-            if np.ndim(value) != 0:
-                raise ValueError(f"numeric_gradient: f(x) has shape {np.shape(value)}; pass dout or return a scalar")
             return float(value)
-        if np.shape(value) != dout.shape:
-            raise ValueError(f"numeric_gradient: f(x) has shape {np.shape(value)} but dout has {dout.shape}")
         return float(np.sum(np.asarray(value, dtype=np.float64) * dout))
 
     grad = np.zeros_like(x)
@@ -71,3 +64,27 @@ def numeric_gradient(
         x[index] = original  # restore
         grad[index] = (plus - minus) / (2 * h)
     return grad
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called by numeric_gradient; a bad argument raises a ValueError that starts
+# with "numeric_gradient:".
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_point(x) -> None:
+    """``x`` must be a float64 array: in float32 the rounding error swamps the difference quotient."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise ValueError(
+            f"numeric_gradient: x must be a float64 NumPy array, got {getattr(x, 'dtype', type(x).__name__)}; "
+            "central differences are meaningless in float32"
+        )
+
+
+def _check_value(value, dout) -> None:
+    """``f(x)`` must be a scalar (no ``dout``) or have ``dout``'s shape."""
+    if dout is None:
+        if np.ndim(value) != 0:
+            raise ValueError(f"numeric_gradient: f(x) has shape {np.shape(value)}; pass dout or return a scalar")
+    elif np.shape(value) != dout.shape:
+        raise ValueError(f"numeric_gradient: f(x) has shape {np.shape(value)} but dout has {dout.shape}")

@@ -39,17 +39,7 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray):
     Raises:
         ValueError: wrong ranks or dtypes, or ``x``'s features do not match ``w``'s columns.
     """
-    check_float_array(_LAYER, "x", x, "(N, D_in)", (2,))
-    check_float_array(_LAYER, "w", w, "(D_out, D_in)", (2,))
-    check_float_array(_LAYER, "b", b, "(D_out,)", (1,))
-    check_same_dtype(_LAYER, "w", w, x)
-    check_same_dtype(_LAYER, "b", b, x)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"{_LAYER}: x has D_in = {x.shape[1]} features (x: (N, D_in) = {x.shape}) but w has "
-            f"{w.shape[1]} columns (w: (D_out, D_in) = {w.shape}); w must have shape (D_out, {x.shape[1]})"
-        )
-    check_shape(_LAYER, "b", b, (w.shape[0],), "(D_out,) (one bias per output)")
+    _check_forward(x, w, b)
     out = x @ w.T + b  # (N, D_in) @ (D_in, D_out) + (D_out,) -> (N, D_out)
     return out, LinearCache(x, w)
 
@@ -65,11 +55,38 @@ def linear_backward(dout: np.ndarray, cache: LinearCache):
         ``(dx, dw, db)``: ``dx = dout @ w`` ``(N, D_in)``, ``dw = dout.T @ x``
         ``(D_out, D_in)``, ``db = dout.sum(0)`` ``(D_out,)``.
     """
+    _check_backward(dout, cache)
     x, w = cache
-    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, D_out)", (2,))
-    check_shape(f"{_LAYER}_backward", "dout", dout, (x.shape[0], w.shape[0]), "(N, D_out)")
-    check_same_dtype(f"{_LAYER}_backward", "dout", dout, x)
     dx = dout @ w  # (N, D_out) @ (D_out, D_in) -> (N, D_in)
     dw = dout.T @ x  # (D_out, N) @ (N, D_in) -> (D_out, D_in)
     db = dout.sum(axis=0, dtype=np.float64).astype(dout.dtype)  # (D_out,), summed in float64
     return dx, dw, db
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by the functions above; a bad argument raises a ValueError that
+# names the layer (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_forward(x, w, b) -> None:
+    """Ranks, dtypes and matching sizes of :func:`linear_forward`'s arguments."""
+    check_float_array(_LAYER, "x", x, "(N, D_in)", (2,))
+    check_float_array(_LAYER, "w", w, "(D_out, D_in)", (2,))
+    check_float_array(_LAYER, "b", b, "(D_out,)", (1,))
+    check_same_dtype(_LAYER, "w", w, x)
+    check_same_dtype(_LAYER, "b", b, x)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"{_LAYER}: x has D_in = {x.shape[1]} features (x: (N, D_in) = {x.shape}) but w has "
+            f"{w.shape[1]} columns (w: (D_out, D_in) = {w.shape}); w must have shape (D_out, {x.shape[1]})"
+        )
+    check_shape(_LAYER, "b", b, (w.shape[0],), "(D_out,) (one bias per output)")
+
+
+def _check_backward(dout, cache: LinearCache) -> None:
+    """``dout`` must be the forward output's shape ``(N, D_out)`` and dtype."""
+    x, w = cache
+    check_float_array(f"{_LAYER}_backward", "dout", dout, "(N, D_out)", (2,))
+    check_shape(f"{_LAYER}_backward", "dout", dout, (x.shape[0], w.shape[0]), "(N, D_out)")
+    check_same_dtype(f"{_LAYER}_backward", "dout", dout, x)

@@ -43,24 +43,8 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
         ValueError: wrong ranks, an empty batch, non-integer labels, a batch-size mismatch,
             or labels outside ``[0, K)``.
     """
-    check_float_array(_LAYER, "logits", logits, "(N, K)", (2,))
-    N, K = logits.shape
-    if N == 0 or K == 0:
-        raise ValueError(f"{_LAYER}: logits (N, K) = {logits.shape} is empty; need N >= 1 and K >= 1")
-    if not isinstance(labels, np.ndarray) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"{_LAYER}: labels must be an integer NumPy array of shape (N,) = ({N},), "
-            f"got {type(labels).__name__} of dtype {getattr(labels, 'dtype', None)}"
-        )
-    if labels.shape != (N,):
-        raise ValueError(f"{_LAYER}: labels must have shape (N,) = ({N},) to match logits {logits.shape}, got {labels.shape}")
-    if labels.min() < 0 or labels.max() >= K:
-        bad = labels[(labels < 0) | (labels >= K)]
-        raise ValueError(
-            f"{_LAYER}: labels must be class indices in [0, {K}) for logits of shape (N, K) = {logits.shape}, "
-            f"got out-of-range values {bad[:5].tolist()}"
-        )
-
+    _check_inputs(logits, labels)
+    N = logits.shape[0]
     rows = np.arange(N)
     top = logits.argmax(axis=1)  # (N,), one largest logit per row
     shifted = logits - logits[rows, top][:, None]  # (N, K), the largest entry of each row is 0
@@ -74,3 +58,32 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
     dlogits[rows, labels] = np.expm1(log_probs[rows, labels])  # softmax - 1 without cancellation when p ~ 1
     dlogits /= N
     return loss, dlogits
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by softmax_cross_entropy; a bad argument raises a ValueError that
+# names the function (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_inputs(logits, labels) -> None:
+    """``logits`` a non-empty float ``(N, K)`` array, ``labels`` ``N`` integers in ``[0, K)``."""
+    check_float_array(_LAYER, "logits", logits, "(N, K)", (2,))
+    N, K = logits.shape
+    if N == 0 or K == 0:
+        raise ValueError(f"{_LAYER}: logits (N, K) = {logits.shape} is empty; need N >= 1 and K >= 1")
+    if not isinstance(labels, np.ndarray) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{_LAYER}: labels must be an integer NumPy array of shape (N,) = ({N},), "
+            f"got {type(labels).__name__} of dtype {getattr(labels, 'dtype', None)}"
+        )
+    if labels.shape != (N,):
+        raise ValueError(
+            f"{_LAYER}: labels must have shape (N,) = ({N},) to match logits {logits.shape}, got {labels.shape}"
+        )
+    if labels.min() < 0 or labels.max() >= K:
+        bad = labels[(labels < 0) | (labels >= K)]
+        raise ValueError(
+            f"{_LAYER}: labels must be class indices in [0, {K}) for logits of shape (N, K) = {logits.shape}, "
+            f"got out-of-range values {bad[:5].tolist()}"
+        )

@@ -125,9 +125,8 @@ def init_params(rng: np.random.Generator, dtype=np.float32, layers: Sequence[Lay
     Returns:
         The state dict (parameters and buffers), keyed as :func:`state_layout`.
     """
+    _check_init_dtype(dtype)
     dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"{_NAME}.init_params: dtype must be float32 or float64, got {dtype}")
     params: dict[str, np.ndarray] = {}
     by_key = {layer.key: layer for layer in layers}
     layout = state_layout(layers)
@@ -273,13 +272,6 @@ class NetworkCache:
     training: bool
 
 
-def _float_dtype_of(params: Mapping[str, np.ndarray]) -> Optional[np.dtype]:
-    for value in params.values():
-        if np.issubdtype(value.dtype, np.floating):
-            return value.dtype
-    return None
-
-
 def forward(
     params: Mapping[str, np.ndarray],
     x: np.ndarray,
@@ -320,24 +312,8 @@ def forward(
             or a dropout layer in training mode with neither a mask nor ``rng``.
     """
     layers = tuple(layers)
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or tuple(x.shape[1:]) != tuple(INPUT_SHAPE):
-        raise ValueError(
-            f"{_NAME}.forward: x must be a NumPy array of shape (N, 3, 32, 32) (NCHW), got "
-            f"{getattr(x, 'shape', type(x).__name__)}; add a batch axis with x[None] for one image"
-        )
-    params = check_params(params, layers)
-    dtype = _float_dtype_of(params)
-    if x.dtype != dtype:
-        raise ValueError(
-            f"{_NAME}.forward: x has dtype {x.dtype} but the parameters are {dtype}; convert one of them "
-            f"(x.astype({dtype}) or cast_params(params, x.dtype))"
-        )
+    params = _check_forward(params, x, training, dropout_masks, rng, layers)  # absent counters filled in
     masks = dict(dropout_masks or {})
-    dropout_keys = {layer.key for layer in layers if layer.kind == "dropout"}
-    unknown = sorted(set(masks) - dropout_keys)
-    if unknown:
-        raise ValueError(f"{_NAME}.forward: dropout_masks has unknown keys {unknown}; dropout layers: {sorted(dropout_keys)}")
-
     new_buffers: dict[str, np.ndarray] = {}
     layer_caches = []
     out = x  # (N, 3, 32, 32)
@@ -362,11 +338,6 @@ def forward(
         elif layer.kind == "flatten":
             out, cache = flatten_forward(out)  # (N, C, H, W) -> (N, C*H*W)
         elif layer.kind == "dropout":
-            if training and key not in masks and rng is None:
-                raise ValueError(
-                    f"{_NAME}.forward: training mode needs a keep-mask for dropout layer {key} ({layer.name}) "
-                    "in dropout_masks, or rng=np.random.default_rng(seed) to draw one"
-                )
             mask = masks.get(key) if training else None
             out, cache = dropout_forward(out, layer.p, training=training, rng=None if mask is not None else rng,
                                          mask=mask)
@@ -472,3 +443,56 @@ def train_step(
     adam_step(learnable, grads, adam_state, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
     params.update(new_buffers)
     return TrainStepResult(loss=float(loss), logits=logits, grads=grads)
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def _check_init_dtype(dtype) -> None:
+    """:func:`init_params` makes float32 or float64 parameters only."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"{_NAME}.init_params: dtype must be float32 or float64, got {dtype}")
+
+
+def _check_forward(params, x, training, dropout_masks, rng, layers) -> dict[str, np.ndarray]:
+    """Check :func:`forward`'s arguments; return ``params`` as :func:`check_params` returns it.
+
+    The batch must be ``(N, 3, 32, 32)`` of the parameters' dtype, the masks must name dropout
+    layers, and in training mode every dropout layer needs a mask or ``rng``.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or tuple(x.shape[1:]) != tuple(INPUT_SHAPE):
+        raise ValueError(
+            f"{_NAME}.forward: x must be a NumPy array of shape (N, 3, 32, 32) (NCHW), got "
+            f"{getattr(x, 'shape', type(x).__name__)}; add a batch axis with x[None] for one image"
+        )
+    params = check_params(params, layers)
+    dtype = _float_dtype_of(params)
+    if x.dtype != dtype:
+        raise ValueError(
+            f"{_NAME}.forward: x has dtype {x.dtype} but the parameters are {dtype}; convert one of them "
+            f"(x.astype({dtype}) or cast_params(params, x.dtype))"
+        )
+    masks = dict(dropout_masks or {})
+    dropout_layers = [layer for layer in layers if layer.kind == "dropout"]
+    dropout_keys = {layer.key for layer in dropout_layers}
+    unknown = sorted(set(masks) - dropout_keys)
+    if unknown:
+        raise ValueError(
+            f"{_NAME}.forward: dropout_masks has unknown keys {unknown}; dropout layers: {sorted(dropout_keys)}"
+        )
+    for layer in dropout_layers:
+        if training and layer.key not in masks and rng is None:
+            raise ValueError(
+                f"{_NAME}.forward: training mode needs a keep-mask for dropout layer {layer.key} ({layer.name}) "
+                "in dropout_masks, or rng=np.random.default_rng(seed) to draw one"
+            )
+    return params
+
+
+def _float_dtype_of(params: Mapping[str, np.ndarray]) -> Optional[np.dtype]:
+    """The dtype of the first float array in ``params`` (:func:`check_params` allows only one)."""
+    for value in params.values():
+        if np.issubdtype(value.dtype, np.floating):
+            return value.dtype
+    return None

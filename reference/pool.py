@@ -54,28 +54,6 @@ class PoolCache(NamedTuple):
     argmax: np.ndarray
 
 
-def _check_inputs(layer: str, x, kernel, stride):
-    """Validate; return ``(kernel_hw, stride_hw, (H_out, W_out))``."""
-    check_float_array(layer, "x", x, "(N, C, H, W)", (4,))
-    kernel_hw = int_pair(layer, "kernel", kernel, minimum=1)
-    stride_hw = kernel_hw if stride is None else int_pair(layer, "stride", stride, minimum=1)
-    N, C, H, W = x.shape
-    if N == 0 or C == 0:
-        raise ValueError(f"{layer}: empty input x of shape (N, C, H, W) = {x.shape}; N and C must be >= 1")
-    if kernel_hw[0] > H or kernel_hw[1] > W:
-        raise ValueError(
-            f"{layer}: kernel {kernel_hw[0]}x{kernel_hw[1]} is larger than the input {H}x{W} "
-            f"(x: (N, C, H, W) = {x.shape}; max pooling has no padding); use a smaller kernel"
-        )
-    out_hw = tuple(conv2d_output_size(size, k, s) for size, k, s in zip((H, W), kernel_hw, stride_hw))
-    return kernel_hw, stride_hw, out_hw
-
-
-def _check_dout(layer: str, dout, cache: PoolCache) -> None:
-    check_float_array(layer, "dout", dout, "(N, C, H_out, W_out)", (4,))
-    check_shape(layer, "dout", dout, cache.argmax.shape, "(N, C, H_out, W_out), the forward output's shape")
-
-
 # ----------------------------------------------------------------------------------------------
 # Naive version: loops over output positions.
 # ----------------------------------------------------------------------------------------------
@@ -99,8 +77,9 @@ def maxpool2d_forward_naive(x: np.ndarray, kernel, stride=None):
     Raises:
         ValueError: wrong rank or dtype, bad kernel/stride, or a kernel larger than the input.
     """
-    (KH, KW), (sh, sw), (H_out, W_out) = _check_inputs("maxpool2d_naive", x, kernel, stride)
-    N, C = x.shape[:2]
+    (KH, KW), (sh, sw) = _check_forward("maxpool2d_naive", x, kernel, stride)  # as pairs; stride None = kernel
+    N, C, H, W = x.shape
+    H_out, W_out = conv2d_output_size(H, KH, sh), conv2d_output_size(W, KW, sw)
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
     argmax = np.empty((N, C, H_out, W_out), dtype=np.intp)
     for i in range(H_out):
@@ -126,7 +105,7 @@ def maxpool2d_backward_naive(dout: np.ndarray, cache: PoolCache) -> np.ndarray:
     Returns:
         ``dx`` of shape ``(N, C, H, W)``.
     """
-    _check_dout("maxpool2d_backward_naive", dout, cache)
+    _check_backward("maxpool2d_backward_naive", dout, cache)
     N, C, H_out, W_out = dout.shape
     KH, KW = cache.kernel
     sh, sw = cache.stride
@@ -162,8 +141,9 @@ def maxpool2d_forward(x: np.ndarray, kernel, stride=None):
     Raises:
         ValueError: wrong rank or dtype, bad kernel/stride, or a kernel larger than the input.
     """
-    (KH, KW), (sh, sw), (H_out, W_out) = _check_inputs("maxpool2d", x, kernel, stride)
-    N, C = x.shape[:2]
+    (KH, KW), (sh, sw) = _check_forward("maxpool2d", x, kernel, stride)  # as pairs; stride None = kernel
+    N, C, H, W = x.shape
+    H_out, W_out = conv2d_output_size(H, KH, sh), conv2d_output_size(W, KW, sw)
     windows = np.lib.stride_tricks.sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, H-KH+1, W-KW+1, KH, KW)
     windows = windows[:, :, : (H_out - 1) * sh + 1 : sh, : (W_out - 1) * sw + 1 : sw]  # (N, C, H_out, W_out, KH, KW)
     flat = windows.reshape(N, C, H_out, W_out, KH * KW)  # (N, C, H_out, W_out, KH*KW), a copy
@@ -186,7 +166,7 @@ def maxpool2d_backward(dout: np.ndarray, cache: PoolCache) -> np.ndarray:
     Returns:
         ``dx`` of shape ``(N, C, H, W)``.
     """
-    _check_dout("maxpool2d_backward", dout, cache)
+    _check_backward("maxpool2d_backward", dout, cache)
     _, _, H_out, W_out = dout.shape
     KH, KW = cache.kernel
     sh, sw = cache.stride
@@ -197,3 +177,31 @@ def maxpool2d_backward(dout: np.ndarray, cache: PoolCache) -> np.ndarray:
             routed = np.where(cache.argmax == u * KW + v, dout, zero)  # (N, C, H_out, W_out)
             dx[:, :, u : u + (H_out - 1) * sh + 1 : sh, v : v + (W_out - 1) * sw + 1 : sw] += routed
     return dx
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks, called first by the functions above; a bad argument raises a ValueError that
+# names the layer (see reference._checks).
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_forward(layer: str, x, kernel, stride) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Check the forward pass's arguments; return ``kernel`` and ``stride`` (default: ``kernel``) as pairs of ints."""
+    check_float_array(layer, "x", x, "(N, C, H, W)", (4,))
+    kernel_hw = int_pair(layer, "kernel", kernel, minimum=1)
+    stride_hw = kernel_hw if stride is None else int_pair(layer, "stride", stride, minimum=1)
+    N, C, H, W = x.shape
+    if N == 0 or C == 0:
+        raise ValueError(f"{layer}: empty input x of shape (N, C, H, W) = {x.shape}; N and C must be >= 1")
+    if kernel_hw[0] > H or kernel_hw[1] > W:
+        raise ValueError(
+            f"{layer}: kernel {kernel_hw[0]}x{kernel_hw[1]} is larger than the input {H}x{W} "
+            f"(x: (N, C, H, W) = {x.shape}; max pooling has no padding); use a smaller kernel"
+        )
+    return kernel_hw, stride_hw
+
+
+def _check_backward(layer: str, dout, cache: PoolCache) -> None:
+    """``dout`` must be a float array of the forward output's shape."""
+    check_float_array(layer, "dout", dout, "(N, C, H_out, W_out)", (4,))
+    check_shape(layer, "dout", dout, cache.argmax.shape, "(N, C, H_out, W_out), the forward output's shape")

@@ -108,3 +108,14 @@ def test_update_is_in_place():
 def test_bad_input_raises_value_error(grads, kwargs, message):
     with pytest.raises(ValueError, match=r"^adam_step: " + message):
         adam_step({"w": np.ones(3)}, grads, AdamState(), **kwargs)
+
+
+def test_a_bad_gradient_changes_nothing():
+    # Every gradient is checked before the first update, so a bad one anywhere in grads leaves
+    # the parameters and the state as they were (here "b" comes after the good "a").
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    state = AdamState()
+    with pytest.raises(ValueError, match=r"^adam_step: grads\['b'\] has shape \(5,\)"):
+        adam_step(params, {"a": np.ones(3), "b": np.ones(5)}, state)
+    np.testing.assert_array_equal(params["a"], np.ones(3))
+    assert state == AdamState()
