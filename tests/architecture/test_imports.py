@@ -17,11 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "cifar_alexnet"
 
 #: Layer of each top-level part, lowest first; a module imports only from its layer or below.
-LAYERS = {"errors": 0, "model": 0, "runtime": 1, "data": 2, "checkpoints": 3, "inference": 4, "training": 5,
-          "commands": 6, "cli": 7, "__main__": 8, "__init__": 0}
+LAYERS = {"errors": 0, "model": 0, "runtime": 1, "data": 2, "checkpoints": 3, "inference": 4, "weights": 5,
+          "training": 5, "commands": 6, "cli": 7, "__main__": 8, "__init__": 0}
 #: The modules that may sit at the top of the package: its entry points (the command line, the
-#: network, the trained weights) and the exceptions every part raises.
-TOP_LEVEL_MODULES = {"__init__", "__main__", "cli", "model", "weights", "errors"}
+#: network) and the exceptions every part raises.
+TOP_LEVEL_MODULES = {"__init__", "__main__", "cli", "model", "errors"}
 
 
 def _module_name(path: Path) -> str:
