@@ -139,7 +139,7 @@ def adam_figure(steps: int = 60) -> None:
 # ----------------------------------------------------------------------------- one training step
 
 #: One image of each class from the committed samples, for the training-step lesson.
-STEPS = 8
+STEPS = 5
 
 
 @lru_cache(maxsize=None)

@@ -1,13 +1,11 @@
 """The small kit every build-time helper of the site uses: paths, Markdown, figures.
 
 Importing it makes the repository importable (``reference``, ``cifar_alexnet``) and selects
-matplotlib's file-only backend, so a page's ``markdown-exec`` block needs nothing but::
+matplotlib's file-only backend. The site's hook (``site_hooks.py``, named in ``mkdocs.yml``) puts
+this folder on ``sys.path`` and imports this module once per build, so a page's ``markdown-exec``
+block needs nothing but::
 
-    import sys; sys.path.insert(0, "docs/_helpers")
     import network_pages as d
-
-No MkDocs hook is involved: the same blocks run under ``mkdocs build`` and under zensical,
-which reads the same ``mkdocs.yml`` and runs no hooks. Builds run from the repository root.
 
 Conventions of the helpers: a function decorated with :func:`returns_printed` returns the
 Markdown it printed (the page's block prints it); figures are embedded as PNG data URIs
