@@ -7,7 +7,8 @@ from functools import lru_cache
 import numpy as np
 
 from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
-from site_kit import fence, figure_html, fmt, md_table, returns_printed
+from figure_kit import C, figure_svg, new_figure
+from site_kit import fence, fmt, md_table, returns_printed
 
 #: The worked example: a 4x4 input, one 2x2 filter, padding 1, stride 2 (small enough for paper).
 X = np.array([[1, 2, 0, 1],
@@ -57,24 +58,24 @@ def one_output(i: int, j: int) -> str:
 @returns_printed
 def worked_figure() -> None:
     """Padded input with one window, the filter, the output with the cell it makes."""
-    import matplotlib.pyplot as plt
-
     i, j = 1, 1
     k = W.shape[0]
     out = worked()[0]
     x_pad = np.pad(X, PADDING)
     window = {(i * STRIDE + u, j * STRIDE + v) for u in range(k) for v in range(k)}
-    fig, ax = plt.subplots(figsize=(8.4, 3.2))
-    draw_grid(ax, x_pad, (0, 0), window, pad=PADDING, title=f"input, zero-padded by {PADDING}")
-    draw_grid(ax, W, (7.5, -2), {(u, v) for u in range(k) for v in range(k)}, title="filter w")
-    draw_grid(ax, out, (11, -1.5), {(i, j)}, title=f"output, stride {STRIDE}")
-    ax.annotate("", xy=(7.3, -3), xytext=(x_pad.shape[1] + 0.2, -3), arrowprops=dict(arrowstyle="->"))
-    ax.annotate("", xy=(10.8, -3), xytext=(9.7, -3), arrowprops=dict(arrowstyle="->"))
-    ax.set_xlim(-0.3, 14.3)
-    ax.set_ylim(-6.3, 1.2)
+    fig, ax = new_figure(440, 232)
+    draw_grid(ax, x_pad, (0, 0), window, pad=PADDING, title=f"input, padded by {PADDING}")
+    draw_grid(ax, W, (7.4, -2), {(u, v) for u in range(k) for v in range(k)}, title="filter w")
+    draw_grid(ax, out, (11.2, -1.5), {(i, j)}, title=f"output, stride {STRIDE}")
+    arrow = dict(arrowstyle="->", color=C.fg, lw=1.5)
+    ax.annotate("", xy=(7.2, -3), xytext=(x_pad.shape[1] + 0.2, -3), arrowprops=arrow)
+    ax.annotate("", xy=(11.0, -3), xytext=(9.6, -3), arrowprops=arrow)
+    ax.set_xlim(-0.1, 14.3)
+    ax.set_ylim(-6.1, 1.3)
     ax.set_aspect("equal")
     ax.axis("off")
-    print(figure_html(fig, "a 2×2 filter on a zero-padded 4×4 input with stride 2"))
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "a 2×2 filter on a zero-padded 4×4 input with stride 2"))
 
 
 def size_rows() -> list[list]:
@@ -96,29 +97,37 @@ def size_table() -> None:
 
 @returns_printed
 def padding_figure() -> None:
-    """One row of Conv1's input, 1-D: padding cells, the first and last window, for each variant of size_rows."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    """One row of Conv1's input, 1-D: padding cells, the first windows and the last one, for each variant of size_rows."""
+    from matplotlib.patches import Patch, Rectangle
 
     from reference.architecture import INPUT_SHAPE, layer
 
     L, H = layer("Conv1"), INPUT_SHAPE[1]
     rows = size_rows()
-    fig, ax = plt.subplots(figsize=(10, 0.9 * len(rows) + 0.4))
+    fig, ax = new_figure(480, 62 * len(rows) + 50)
+    step = 4.4  # vertical space per variant, in cells
     for r, (p, s, _, n_out, why) in enumerate(rows):
-        y = -r * 1.6
+        y = -r * step
+        ax.text(-2, y + 1.25, f"p = {p}, s = {s}: {n_out} outputs ({why})", va="bottom")
         for c in range(-p, H + p):
             pad = c < 0 or c >= H
-            ax.add_patch(Rectangle((c, y), 1, 1, facecolor="#eeeeee" if pad else "#e8eefc", edgecolor="#9fa8da",
-                                   lw=0.4))
-        for start, colour in ((-p, "#e65100"), (-p + (n_out - 1) * s, "#2e7d32")):
-            ax.add_patch(Rectangle((start, y - 0.08), L.kernel, 1.16, fill=False, edgecolor=colour, lw=2))
-        ax.text(H + 3.5, y + 0.5, f"p = {p}, s = {s}: {n_out} outputs ({why})", va="center", fontsize=9)
-    ax.set_xlim(-3, H + 24)
-    ax.set_ylim(-1.6 * len(rows) + 1.2, 1.3)
+            ax.add_patch(Rectangle((c, y), 1, 1, facecolor=C.pad if pad else C.cell, edgecolor=C.fg, lw=0.3,
+                                   hatch="////" if pad else None))
+        starts = [(-p + m * s, C.orange) for m in range(3)] + [(-p + (n_out - 1) * s, C.green)]
+        for level, (start, colour) in enumerate(starts):
+            drop = 0.35 + 0.45 * (level if level < 3 else 0)
+            ax.plot([start + 0.1, start + 0.1, start + L.kernel - 0.1, start + L.kernel - 0.1],
+                    [y - drop + 0.25, y - drop, y - drop, y - drop + 0.25], color=colour, lw=2)
+    ax.legend(handles=[Patch(facecolor=C.cell, edgecolor=C.fg, label="image pixel"),
+                       Patch(facecolor=C.pad, edgecolor=C.fg, hatch="////", label="zero padding"),
+                       Patch(color=C.orange, label="first three windows"), Patch(color=C.green, label="last window")],
+              loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2, handletextpad=0.4, columnspacing=1)
+    ax.set_xlim(-2.2, H + 2.2)
+    ax.set_ylim(-step * (len(rows) - 1) - 1.9, 2.7)
     ax.set_aspect("equal")
     ax.axis("off")
-    print(figure_html(fig, "one row of Conv1's input with padding and stride variants"))
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "one row of Conv1's input with padding and stride variants"))
 
 
 @lru_cache(maxsize=None)
@@ -146,7 +155,6 @@ def im2col_table(batch: int) -> None:
 @returns_printed
 def im2col_figure() -> None:
     """A real image, zero-padded as Conv1 pads it; one 3×3×3 receptive field becomes one column of 27 numbers."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     from data_pages import samples
@@ -161,26 +169,33 @@ def im2col_figure() -> None:
     cols = _im2col(x_pad, k, k, (L.stride, L.stride), out)  # (27, 34*34)
     i, j = 10, 14  # the output position shown
     column = cols[:, i * out[1] + j]  # (27,)
-    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1.1, 3]})
-    a0.imshow(x_pad[0].transpose(1, 2, 0), interpolation="nearest")
-    a0.add_patch(Rectangle((j - 0.5, i - 0.5), k, k, fill=False, edgecolor="#ff1744", lw=2))
-    a0.set_title(f"input, padded to {x_pad.shape[2]}×{x_pad.shape[3]}; window of output ({i}, {j})", fontsize=9)
+    fig = new_figure(480, 520)[0]
+    fig.clear()
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 0.22, 0.55], height_ratios=[1, 0.95], hspace=0.45, wspace=0.1)
+    a0, a1, a2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    a0.imshow(x_pad[0].transpose(1, 2, 0))
+    a0.add_patch(Rectangle((j - 0.5, i - 0.5), k, k, fill=False, edgecolor=C.red, lw=2.5))
+    a0.set_title(f"input, padded to {x_pad.shape[2]}×{x_pad.shape[3]};\nthe window of output ({i}, {j})")
     a0.axis("off")
-    a1.imshow(column[:, None], cmap="gray", vmin=0, vmax=1, aspect=0.35, interpolation="nearest")
+    shade = dict(cmap="gray", vmin=0, vmax=1)
+    a1.imshow(column[:, None], aspect="auto", **shade)
     for c, name in enumerate("RGB"):
-        a1.axhline(c * k * k - 0.5, color="#ff1744", lw=1)
-        a1.text(1.0, c * k * k + (k * k - 1) / 2, name, va="center", fontsize=9)
-    a1.set_title(f"column: {len(column)} values", fontsize=9)
+        if c:
+            a1.axhline(c * k * k - 0.5, color=C.red, lw=1.5)
+        a1.text(1.3, c * k * k + (k * k - 1) / 2, name, va="center", transform=a1.get_yaxis_transform())
+    a1.set_title(f"{len(column)} values")
     a1.set_xticks([])
-    a1.set_yticks([0, k * k, 2 * k * k])
-    a2.imshow(cols[:, i * out[1]: (i + 1) * out[1]], cmap="gray", vmin=0, vmax=1, aspect="auto",
-               interpolation="nearest")
-    a2.add_patch(Rectangle((j - 0.5, -0.5), 1, len(column), fill=False, edgecolor="#ff1744", lw=1.5))
-    a2.set_title(f"cols: {cols.shape[0]} × {fmt(cols.shape[1])} per image; output row {i} shown", fontsize=9)
-    a2.set_xlabel(f"output column j (position {i}·{out[1]} + j)")
-    a2.set_ylabel("(channel, u, v)")
-    fig.tight_layout()
-    print(figure_html(fig, "a receptive field of Conv1 laid out as a column of the im2col matrix"))
+    a1.set_yticks([])
+    shown = a2.imshow(cols[:, i * out[1]: (i + 1) * out[1]], aspect="auto", **shade)
+    a2.add_patch(Rectangle((j - 0.5, -0.5), 1, len(column), fill=False, edgecolor=C.red, lw=2))
+    a2.set_title(f"cols for output row {i} ({out[1]} of its {fmt(cols.shape[1])} columns)")
+    a2.set_xlabel("output column j")
+    a2.set_ylabel("channel, u, v")
+    a2.set_yticks([0, k * k, 2 * k * k], ["R", "G", "B"])
+    bar = fig.colorbar(shown, ax=a2, orientation="vertical", fraction=0.05, pad=0.02)
+    bar.set_label("value")
+    bar.set_ticks([0, 0.5, 1])
+    print(figure_svg(fig, "a receptive field of Conv1 laid out as a column of the im2col matrix"))
 
 
 def exercise(key: str):

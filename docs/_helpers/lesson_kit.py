@@ -97,24 +97,30 @@ def answer(key: str, value) -> str:
     return f'<span class="answer" data-answer="{key}">{shown}</span>'
 
 
-def draw_grid(ax, values, origin=(0, 0), highlight=(), colour="#e8eefc", hi_colour="#ffcc80", title=None,
-              pad=0, fontsize=10):
-    """Draw a 2-D array as labelled cells on ``ax``; ``highlight`` is a set of (row, col); ``pad`` greys a border."""
+def draw_grid(ax, values, origin=(0, 0), highlight=(), colour=None, hi_colour=None, title=None, pad=0):
+    """Draw a 2-D array as labelled cells on ``ax`` (one unit per cell); ``highlight`` is a set of (row, col).
+
+    ``pad`` marks a border of that many cells as padding (another colour, muted numbers). Colours
+    and text size are the figure kit's, so the grid follows the reader's light or dark scheme.
+    """
     from matplotlib.patches import Rectangle
 
+    from figure_kit import C
+
+    colour, hi_colour = colour or C.cell, hi_colour or C.hi
     values = [list(row) for row in values]
     rows, cols = len(values), len(values[0])
     x0, y0 = origin
     for r in range(rows):
         for c in range(cols):
             border = pad and (r < pad or c < pad or r >= rows - pad or c >= cols - pad)
-            face = hi_colour if (r, c) in highlight else ("#eeeeee" if border else colour)
-            ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor="#5c6bc0", lw=0.8))
+            face = hi_colour if (r, c) in highlight else (C.pad if border else colour)
+            ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor=C.fg, lw=0.6))
             v = values[r][c]
-            ax.text(x0 + c + 0.5, y0 - r - 0.5, f"{v:g}", ha="center", va="center", fontsize=fontsize,
-                    color="#9e9e9e" if border else "#1a1a1a")
+            ax.text(x0 + c + 0.5, y0 - r - 0.5, f"{v:g}", ha="center", va="center",
+                    color=C.muted if border else C.fg)
     if title:
-        ax.text(x0 + cols / 2, y0 + 0.35, title, ha="center", va="bottom", fontsize=fontsize)
+        ax.text(x0 + cols / 2, y0 + 0.3, title, ha="center", va="bottom")
 
 
 def matrices(*labelled) -> str:

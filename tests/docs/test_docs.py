@@ -347,10 +347,11 @@ def test_search_index_holds_no_latex(site):
 
 def _article_words(html_text: str) -> tuple[list[str], list[str]]:
     """(prose words, code words) of a page's article: code is what sits in <pre> blocks; math and
-    figures (scripts, images) are neither."""
+    figures (scripts, inline SVG, images) are neither."""
     match = re.search(r'<article class="md-content__inner[^"]*">(.*?)</article>', html_text, re.S)
     article = match.group(1) if match else ""
     article = re.sub(r"<script\b.*?</script>", " ", article, flags=re.S)
+    article = re.sub(r"<svg\b.*?</svg>", " ", article, flags=re.S)
     article = re.sub(r'<a class="headerlink".*?</a>', " ", article, flags=re.S)
     code = " ".join(re.findall(r"<pre\b.*?</pre>", article, re.S))
     prose = re.sub(r"<pre\b.*?</pre>", " ", article, flags=re.S)
