@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import code_of, matrices, tests_comparing  # noqa: F401  (used by the page)
 from figure_kit import C, figure_svg, new_figure
 from site_kit import fence, fmt, md_table, returns_printed
 
@@ -98,25 +98,3 @@ def bias_table() -> None:
     names = {L.key: L.name for L in LAYERS}
     rows = [[names[key], f"`{key}`", f"{w:.2e}", f"{b:.1e}"] for key, w, b in bias_gradients()]
     print(md_table(["layer", "module", "largest ∂L/∂w (abs.)", "largest ∂L/∂b (abs.)"], rows, "llrr"))
-
-
-def exercise(key: str):
-    from reference.counts import count_layers
-
-    c = count_layers()
-    if key == "bn-params":
-        return sum(x.weights for x in c if x.layer.kind in ("bn2d", "bn1d"))
-    if key == "bn1-values":
-        from cifar_alexnet.recipes import ORIGINAL
-
-        lc = next(x for x in c if x.layer.name == "BN1")
-        return ORIGINAL.batch_size * lc.in_shape[1] * lc.in_shape[2]
-    if key == "worked-dbeta":
-        return f"{worked()[6]:g}"
-    if key == "bn8-params":
-        return next(x for x in c if x.layer.name == "BN8").weights
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))

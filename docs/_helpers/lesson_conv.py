@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
 from figure_kit import C, figure_svg, new_figure
 from site_kit import fence, fmt, md_table, returns_printed
 
@@ -76,6 +76,149 @@ def worked_figure() -> None:
     ax.axis("off")
     fig.subplots_adjust(0, 0, 1, 1)
     print(figure_svg(fig, "a 2×2 filter on a zero-padded 4×4 input with stride 2"))
+
+
+# ----------------------------------------------------------------------------- from one filter to a layer
+
+#: A 3-channel 3×3 input and one 3-channel 2×2 filter (no padding, stride 1): one 2×2 map.
+X3 = np.array([[[1, 0, 2], [0, 1, 1], [2, 1, 0]],    # R
+               [[0, 2, 1], [1, 0, 0], [1, 1, 2]],    # G
+               [[1, 1, 0], [2, 0, 1], [0, 1, 1]]], dtype=np.float64)  # B
+W3 = np.array([[[1, 0], [0, -1]],
+               [[0, 1], [1, 0]],
+               [[-1, 0], [0, 1]]], dtype=np.float64)
+#: A second filter: with W3 a bank of two, which makes a stack of two maps.
+W3_SECOND = np.array([[[1, 1], [0, 0]],
+                      [[0, 0], [0, 0]],
+                      [[0, 0], [1, 1]]], dtype=np.float64)
+
+
+@lru_cache(maxsize=None)
+def channel_example():
+    """(per-channel maps, their sum = the filter's map, both filters' maps), by reference.conv.conv2d_forward."""
+    from reference.conv import conv2d_forward
+
+    per_channel = [conv2d_forward(X3[None, c: c + 1], W3[None, c: c + 1], np.zeros(1))[0][0, 0] for c in range(3)]
+    bank = np.stack([W3, W3_SECOND])  # (F, C, k, k) = (2, 3, 2, 2)
+    maps = conv2d_forward(X3[None], bank, np.zeros(2))[0][0]  # (2, 2, 2)
+    return per_channel, maps
+
+
+def channel_text() -> str:
+    """The 3-channel example: each channel with its slice of the filter, what each contributes, and the sum."""
+    per_channel, maps = channel_example()
+    names = "RGB"
+    rows = [matrices((f"x, channel {names[c]}", X3[c]), (f"w, slice {names[c]}", W3[c]),
+                     (f"contribution of {names[c]}", per_channel[c])) for c in range(3)]
+    return ("\n\n".join(rows) + "\n\n"
+            + matrices(("sum of the three = the filter's map", sum(per_channel)),
+                       ("second filter's map", maps[1])))
+
+
+def conv1_numbers() -> dict:
+    """Conv1's sizes for the prose: input and output shapes, filter count and size, weights per filter."""
+    from reference.architecture import INPUT_SHAPE, layer
+    from reference.counts import count_layers
+
+    L, c = layer("Conv1"), {x.layer.name: x for x in count_layers()}["Conv1"]
+    return {"C": INPUT_SHAPE[0], "H": INPUT_SHAPE[1], "F": c.out_shape[0], "k": L.kernel,
+            "H_out": c.out_shape[1], "per_filter": INPUT_SHAPE[0] * L.kernel ** 2}
+
+
+@returns_printed
+def bank_figure() -> None:
+    """Conv1 as a picture: a 3-channel input, one 3×3×3 filter making one map, a bank of F filters making F maps."""
+    from matplotlib.patches import Polygon, Rectangle
+
+    n = conv1_numbers()
+
+    def slab(ax, x, y, size, depth, colour, label=None, step=0.9):
+        """``depth`` squares of side ``size`` stacked back to front, offset diagonally."""
+        for d in reversed(range(depth)):
+            ax.add_patch(Rectangle((x + d * step, y + d * step), size, size, facecolor=colour, edgecolor=C.fg, lw=1))
+        if label:
+            ax.text(x + size / 2 + (depth - 1) * step / 2, y - 1.2, label, ha="center", va="top")
+
+    fig, ax = new_figure(470, 300)
+    slab(ax, 0, 6, 9, 3, C.cell, f"input {n['C']}×{n['H']}×{n['H']}")
+    slab(ax, 3.0, 10.2, 2.2, 3, C.hi, step=0.45)  # the filter on the input
+    ax.text(5.3, 17.6, f"one filter {n['C']}×{n['k']}×{n['k']}", ha="center", va="bottom")
+    ax.add_patch(Polygon([[5.2, 12.4], [17, 11.2], [17, 10.8]], closed=True, facecolor=C.hi, alpha=0.5, lw=0))
+    ax.add_patch(Rectangle((16, 6), 9, 9, facecolor=C.cell, edgecolor=C.fg, lw=1))
+    ax.add_patch(Rectangle((16.8, 10.6), 0.8, 0.8, facecolor=C.hi, edgecolor=C.fg, lw=1))
+    ax.text(20.5, 4.8, f"one map {n['H_out']}×{n['H_out']}", ha="center", va="top")
+    ax.annotate("", xy=(31, 10.5), xytext=(26.5, 10.5), arrowprops=dict(arrowstyle="->", color=C.fg, lw=1.5))
+    ax.text(28.8, 11.5, f"{n['F']} filters", ha="center", va="bottom")
+    slab(ax, 32, 4, 9, 8, C.cell, step=0.8)
+    ax.text(39.3, 2.8, f"{n['F']} maps: {n['F']}×{n['H_out']}×{n['H_out']}", ha="center", va="top")
+    ax.set_xlim(-0.5, 47.5)
+    ax.set_ylim(0, 19)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "one filter over all input channels makes one feature map; a bank of filters makes a stack"))
+
+
+#: A hand-made vertical-edge detector (Sobel), the same 3×3 slice for each of the three channels,
+#: and its transpose for horizontal edges: a bank of two filters.
+SOBEL = np.array([[1, 0, -1],
+                  [2, 0, -2],
+                  [1, 0, -1]], dtype=np.float64)
+EDGE_IMAGE = 18  # the committed sample shown (a truck: long straight edges)
+
+
+@lru_cache(maxsize=None)
+def edge_maps():
+    """(image (32, 32, 3) in [0, 1], maps (2, 32, 32)) of the two-filter edge bank, by reference.conv.conv2d_forward."""
+    from data_pages import samples
+    from reference.conv import conv2d_forward
+
+    image = samples()[0][EDGE_IMAGE].astype(np.float64) / 255.0
+    bank = np.stack([np.stack([SOBEL] * 3), np.stack([SOBEL.T] * 3)]) / 3  # (2, 3, 3, 3): average of the channels
+    maps = conv2d_forward(image.transpose(2, 0, 1)[None], bank, np.zeros(2), stride=1, padding=1)[0][0]
+    return image, maps
+
+
+def edge_filter_text() -> str:
+    return matrices(("filter 1, each channel's slice (× 1/3)", SOBEL), ("filter 2, each slice (× 1/3)", SOBEL.T))
+
+
+@returns_printed
+def edge_figure() -> None:
+    """A CIFAR image and the two feature maps of the edge-detector bank, on one colour scale."""
+    from data_pages import samples
+
+    image, maps = edge_maps()
+    limit = float(np.abs(maps).max())
+    fig, axes = new_figure(470, 230, ncols=3)
+    axes[0].imshow(image)
+    axes[0].set_title(f"input: a {samples()[2][samples()[1][EDGE_IMAGE]]}")
+    for ax, m, title in zip(axes[1:], maps, ("filter 1:\nvertical edges", "filter 2:\nhorizontal edges")):
+        shown = ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(title)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.subplots_adjust(0, 0.2, 1, 0.82, wspace=0.08)
+    bar = fig.colorbar(shown, cax=fig.add_axes([0.36, 0.1, 0.6, 0.05]), orientation="horizontal")
+    bar.set_label("value of the feature map")
+    print(figure_svg(fig, "a hand-made edge detector applied to a CIFAR-10 image, and its two feature maps"))
+
+
+def dense_comparison() -> str:
+    """How many weights a fully connected layer from Conv1's input to its output would need, against Conv1's."""
+    from reference.counts import count_layers
+
+    c = {x.layer.name: x for x in count_layers()}["Conv1"]
+    n_in, n_out = int(np.prod(c.in_shape)), int(np.prod(c.out_shape))
+    dense = n_in * n_out + n_out  # a weight per (input, output) pair and a bias per output
+    ratio = dense / c.weights
+    return (f"a weight for every pair of its {fmt(n_in)} input and {fmt(n_out)} output values: "
+            f"{fmt(dense)} weights and biases against Conv1's {fmt(c.weights)}, about "
+            f"{fmt(round(ratio, -3))} times as many")
+
+
+# ----------------------------------------------------------------------------- padding and stride
 
 
 def size_rows() -> list[list]:
@@ -196,29 +339,3 @@ def im2col_figure() -> None:
     bar.set_label("value")
     bar.set_ticks([0, 0.5, 1])
     print(figure_svg(fig, "a receptive field of Conv1 laid out as a column of the im2col matrix"))
-
-
-def exercise(key: str):
-    """The answers of the exercises, computed by reference."""
-    from reference.architecture import INPUT_SHAPE, layer
-    from reference.conv import conv2d_output_size
-    from reference.counts import count_layers
-
-    c = {x.layer.name: x for x in count_layers()}
-    if key == "conv1-size-p0":
-        L = layer("Conv1")
-        return conv2d_output_size(INPUT_SHAPE[1], L.kernel, L.stride, 0)
-    if key == "conv3-macs":
-        return c["Conv3"].macs
-    if key == "conv2-params":
-        return c["Conv2"].weights
-    if key == "conv2-im2col":
-        L, lc = layer("Conv2"), c["Conv2"]
-        return f"{lc.in_shape[0] * L.kernel ** 2} × {fmt(512 * lc.out_shape[1] * lc.out_shape[2])}"
-    if key == "worked-stride1":
-        return worked(PADDING, 1)[0].shape[0]
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))

@@ -75,14 +75,77 @@ def code_of(*functions, checks: bool = True) -> str:
                 drop.append((s.lineno, s.end_lineno, note))
         for first, last, note in sorted(drop, reverse=True):
             lines[first - 1: last] = [note] if note else []
-        parts.append("\n".join(lines).rstrip())
+        parts.append(fit_to_column("\n".join(lines).rstrip()))
     return fence("\n\n\n".join(parts), title=source_file_of(functions[0]))
+
+
+#: Characters of code that fit on one line of the content column at a 1280-px window.
+CODE_COLUMNS = 80
+
+
+def fit_to_column(source: str, columns: int = CODE_COLUMNS) -> str:
+    """``source`` laid out to fit ``columns`` characters a line, without changing what it does.
+
+    A line that is too long is shortened by, in this order: moving its trailing comment onto a
+    line of its own above it; wrapping a comment line; breaking the code after a comma inside
+    brackets (the outermost brackets first), where Python allows a line break, the rest indented
+    by eight more spaces. A line that has no such comma stays as it is.
+    """
+    for _ in range(200):  # one change per pass; a function has far fewer long lines
+        changed = _shorten_one_line(source, columns)
+        if changed is None:
+            return source
+        source = changed
+    return source
+
+
+def _shorten_one_line(source: str, columns: int) -> str | None:
+    import io
+    import textwrap
+    import tokenize
+
+    lines = source.splitlines()
+    comments, commas, depth = {}, {}, 0  # per line: trailing comment column; columns after a bracketed comma
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source + "\n").readline):
+            row, col = token.start[0] - 1, token.start[1]
+            if token.type == tokenize.COMMENT:
+                comments[row] = col
+            elif token.type == tokenize.OP:
+                if token.string in "([{":
+                    depth += 1
+                elif token.string in ")]}":
+                    depth -= 1
+                elif token.string == "," and depth > 0:
+                    commas.setdefault(row, []).append((depth, token.end[1]))
+    except (tokenize.TokenError, IndentationError):
+        return None
+    for index, line in enumerate(lines):
+        if len(line) <= columns:
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        if index in comments and line[: comments[index]].strip():  # code, then a comment
+            code, comment = line[: comments[index]].rstrip(), line[comments[index]:]
+            lines[index: index + 1] = [indent + comment, code]
+            return "\n".join(lines)
+        if index in comments:  # a comment line
+            text = line.strip().lstrip("#").strip()
+            wrapped = textwrap.wrap(text, columns - len(indent) - 2)
+            lines[index: index + 1] = [f"{indent}# {part}" for part in wrapped]
+            return "\n".join(lines)
+        fitting = [(depth, col) for depth, col in commas.get(index, []) if col <= columns and line[col:].strip()]
+        if fitting:  # the last comma of the outermost brackets that fits
+            outermost = min(depth for depth, _ in fitting)
+            cut = max(col for depth, col in fitting if depth == outermost)
+            lines[index: index + 1] = [line[:cut].rstrip(), indent + " " * 8 + line[cut:].lstrip()]
+            return "\n".join(lines)
+    return None
 
 
 def tests_comparing(forward: str) -> str:
     """The test files that run ``forward`` against PyTorch, as inline code (the build fails if none)."""
     found = []
-    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):  # tests/ and its sub-folders
         text = path.read_text(encoding="utf-8")
         if re.search(rf"\b{forward}\b", text) and re.search(TORCH_COUNTERPART[forward], text):
             found.append(repo_file(path.relative_to(REPO_ROOT).as_posix()))

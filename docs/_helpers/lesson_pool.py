@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
+from lesson_kit import code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
 from figure_kit import C, figure_svg, new_figure
 from site_kit import fence, fmt, returns_printed
 
@@ -93,30 +93,3 @@ def floor_figure() -> None:
         ax.axis("off")
     fig.subplots_adjust(0, 0, 1, 0.86, wspace=0.12)
     print(figure_svg(fig, "floor mode on Pool2 and overlapping windows on Pool3"))
-
-
-def exercise(key: str):
-    from reference.architecture import layer
-    from reference.counts import count_layers
-
-    c = {x.layer.name: x for x in count_layers()}
-    if key == "pool2-unused":
-        L, lc = layer("Pool2"), c["Pool2"]
-        covered = (lc.out_shape[1] - 1) * L.stride + L.kernel
-        return lc.in_shape[1] ** 2 - covered ** 2
-    if key == "pool3-size":
-        return c["Pool3"].out_shape[1]
-    if key == "pool3-shared":
-        L, lc = layer("Pool3"), c["Pool3"]
-        uses = np.zeros(lc.in_shape[1:], dtype=int)
-        for i in range(lc.out_shape[1]):
-            for j in range(lc.out_shape[2]):
-                uses[i * L.stride: i * L.stride + L.kernel, j * L.stride: j * L.stride + L.kernel] += 1
-        return int(uses.max())
-    if key == "worked-dx-sum":
-        return int(worked()[1].sum())
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
+from lesson_kit import code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
 from figure_kit import C, figure_svg, new_figure
 from site_kit import fence, fmt, returns_printed
 
@@ -174,28 +174,3 @@ def dropout_worked() -> str:
     dx = dropout_backward(DROP_DOUT, cache)
     return matrices(("x", DROP_X), ("keep mask m", DROP_KEEP.astype(float)), (f"y = m·x / (1 − {DROPOUT_P:g})", out),
                     ("dL/dy", DROP_DOUT), ("dL/dx", dx))
-
-
-def exercise(key: str):
-    from reference.architecture import DROPOUT_P
-    from reference.counts import count_layers
-
-    c = {x.layer.name: x for x in count_layers()}
-    if key == "fc1-params":
-        return c["FC1"].weights
-    if key == "flatten-length":
-        return c["Flatten"].out_shape[0]
-    if key == "drop-scale":
-        return f"{1 / (1 - DROPOUT_P):g}"
-    if key == "linear-share":
-        total = sum(x.weights for x in c.values())
-        return f"{100 * sum(x.weights for x in c.values() if x.layer.kind == 'linear') / total:.1f} %"
-    if key == "relu-dx":
-        from reference.relu import relu_backward, relu_forward
-
-        return f"{relu_backward(RELU_DOUT, relu_forward(RELU_X)[1])[0, 2]:g}"
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))

@@ -120,9 +120,18 @@ def original_log_section() -> None:
 
 
 def _code(value) -> str:
-    """A table cell showing ``value`` as code; an empty value as a dash (no empty code span)."""
-    text = str(value)
+    """A table cell showing ``value`` as code; an empty value as a dash (no empty code span).
+
+    Absolute paths of the machine a run was recorded on (``--out /work/runs/NAME``) are shown
+    with their folder as ``<dir>``: they name a place on that machine, not one the reader has.
+    """
+    text = without_machine_paths(str(value))
     return f"`{text}`" if text else "–"
+
+
+def without_machine_paths(text: str) -> str:
+    """``/work/runs/name`` -> ``<dir>/name``: every absolute path keeps its last part only."""
+    return re.sub(r"(?<![\w.~:/-])/(?:[\w.-]+/)+(?=[\w.-])", "<dir>/", text)
 
 
 def _flatten(value, prefix=""):
