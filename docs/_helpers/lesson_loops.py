@@ -48,6 +48,35 @@ def conv2d_backward_loops(dy, x_pad, w, stride, padding):
     return dx, dw, db
 
 
+# ----------------------------------------------------------------------------- max-pool
+
+
+def maxpool2d_forward_loops(x, k, stride):
+    """y[n, c, i, j] = the largest value of window (i, j); argmax remembers where it was (the first, on ties)."""
+    N, C, H, W = x.shape
+    H_out, W_out = (H - k) // stride + 1, (W - k) // stride + 1
+    y = np.zeros((N, C, H_out, W_out))
+    argmax = np.zeros((N, C, H_out, W_out, 2), dtype=int)  # the (row, column) of each maximum
+    for n, c, i, j in product(range(N), range(C), range(H_out), range(W_out)):
+        best = None
+        for u, v in product(range(k), range(k)):  # row by row: the first maximum wins a tie
+            row, col = stride * i + u, stride * j + v
+            if best is None or x[n, c, row, col] > best:
+                best, argmax[n, c, i, j] = x[n, c, row, col], (row, col)
+        y[n, c, i, j] = best
+    return y, argmax
+
+
+def maxpool2d_backward_loops(dy, argmax, x_shape):
+    """Each output's gradient goes to the input that was its maximum; overlapping windows add up."""
+    dx = np.zeros(x_shape)
+    N, C, H_out, W_out = dy.shape
+    for n, c, i, j in product(range(N), range(C), range(H_out), range(W_out)):
+        row, col = argmax[n, c, i, j]
+        dx[n, c, row, col] += dy[n, c, i, j]
+    return dx
+
+
 # ----------------------------------------------------------------------------- ReLU
 
 

@@ -96,6 +96,35 @@ def linear_worked() -> str:
             + matrices(("dL/dy", LIN_DOUT), ("dL/dx", dx), ("dL/dW", dw), ("dL/db", db)))
 
 
+def linear_by_hand() -> str:
+    """The worked example's first output and first input gradient written out term by term."""
+    from reference.linear import linear_backward, linear_forward
+
+    out, cache = linear_forward(LIN_X, LIN_W, LIN_B)
+    dx = linear_backward(LIN_DOUT, cache)[0]
+
+    def term(a, b):
+        return "·".join(f"({v:g})" if v < 0 else f"{v:g}" for v in (a, b))
+
+    y0 = " + ".join(term(x, w) for x, w in zip(LIN_X[0], LIN_W[0]))
+    dx0 = " + ".join(term(d, w) for d, w in zip(LIN_DOUT[0], LIN_W[:, 0]))
+    return (f'<p class="worked">y[0] = b[0] + Σᵢ x[i]·W[0, i] = {LIN_B[0]:g} + {y0} = {out[0, 0]:g}<br>'
+            f"∂L/∂x[0] = Σₒ δ[o]·W[o, 0] = {dx0} = {dx[0, 0]:g}</p>")
+
+
+def fc1_cost() -> str:
+    """FC1's multiply-accumulates per image and for a batch of the original recipe, from reference.counts."""
+    from cifar_alexnet.recipes import ORIGINAL
+    from reference.counts import count_layers
+
+    fc1 = {c.layer.name: c for c in count_layers()}["FC1"]
+    batch = ORIGINAL.batch_size
+    return (f"FC1, for example, makes {fmt(fc1.macs)} multiply-accumulates per image, one per weight: "
+            f"{fmt(fc1.macs * batch)} for a batch of {batch}, in one call of `x @ w.T`. Every weight is "
+            f"used {batch} times, once per image of the batch, which is what lets the product keep it "
+            "in fast memory.")
+
+
 @returns_printed
 def parameter_figure() -> None:
     """Learnable parameters per layer, on a log scale: the linear layers dominate."""

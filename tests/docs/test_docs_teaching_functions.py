@@ -117,3 +117,21 @@ def test_adam_loops_match_reference(size, steps, seed):
         adam_step(params, {"theta": grad}, state, lr=1e-3, betas=(0.9, 0.999))
         loops.adam_step_loops(theta, grad, m, v, t)
     np.testing.assert_allclose(theta, params["theta"], rtol=1e-12, atol=1e-15)
+
+
+@given(n=st.integers(1, 2), c=st.integers(1, 3), size=st.integers(2, 7), k=st.integers(1, 3), stride=st.integers(1, 3),
+       ties=st.booleans(), seed=_seeds)
+def test_maxpool_loops_match_reference(n, c, size, k, stride, ties, seed):
+    from hypothesis import assume
+
+    from reference.pool import maxpool2d_backward, maxpool2d_forward
+
+    assume(k <= size)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (n, c, size, size)).astype(float) if ties else rng.standard_normal((n, c, size, size))
+    out, cache = maxpool2d_forward(x, k, stride)
+    dout = rng.standard_normal(out.shape)
+    y, argmax = loops.maxpool2d_forward_loops(x, k, stride)
+    np.testing.assert_array_equal(y, out)
+    np.testing.assert_allclose(loops.maxpool2d_backward_loops(dout, argmax, x.shape), maxpool2d_backward(dout, cache),
+                               rtol=1e-12, atol=1e-12)
