@@ -1,9 +1,10 @@
-"""What every lesson page uses: source listings without docstrings, grids of numbers, answers.
+"""What every lesson page uses: source listings without docstrings, grids of numbers, the tests' names.
 
 A lesson's prose, equations and captions are in its Markdown page. Its helper module (one per
 lesson: ``lesson_conv``, ``lesson_pool``, ...) computes the worked example with the
-``reference`` function the lesson teaches, draws the figures and computes the exercises'
-answers; this module holds what they share.
+``reference`` function the lesson teaches and draws the figures; the plain-loop versions are in
+``lesson_loops``; the exercises are beside the page (``docs/lessons/NAME_exercises.py``, see
+``exercise_kit``). This module holds what they share.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 import re
 import textwrap
 
-from site_kit import REPO_ROOT, fence, fmt, repo_file, source_file_of
+from site_kit import REPO_ROOT, fence, repo_file, source_file_of
 
 #: layer kind -> what a test must call on the torch side to compare with the NumPy layer.
 TORCH_COUNTERPART = {
@@ -152,12 +153,6 @@ def tests_comparing(forward: str) -> str:
     if not found:
         raise FileNotFoundError(f"docs: no test in tests/ compares {forward} with torch")
     return ", ".join(found)
-
-
-def answer(key: str, value) -> str:
-    """An exercise's answer, marked so that a test can find it and check it: ``<span data-answer=...>``."""
-    shown = fmt(value) if isinstance(value, int) else str(value)
-    return f'<span class="answer" data-answer="{key}">{shown}</span>'
 
 
 def draw_grid(ax, values, origin=(0, 0), highlight=(), colour=None, hi_colour=None, title=None, pad=0):

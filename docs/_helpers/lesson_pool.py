@@ -8,7 +8,7 @@ import numpy as np
 
 from lesson_kit import code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
 from figure_kit import C, figure_svg, new_figure
-from site_kit import fence, fmt, returns_printed
+from site_kit import fence, returns_printed
 
 #: The worked example: a 4x4 input, 2x2 windows, stride 2.
 X = np.array([[1, 3, 2, 0],

@@ -172,9 +172,9 @@ def dropout_figure() -> None:
 
     masks = dropout_masks(DROPOUT_P)
     rows, cols = masks[0].shape
-    gap = rows + 1.7  # vertical distance between the two steps, in cells
+    gap = rows + 1.4  # vertical distance between the two steps, in cells
     width = 400
-    fig, ax = new_figure(width, width * (gap + rows + 1.25) / (cols + 0.1))
+    fig, ax = new_figure(width, width * (gap + rows + 1.0) / (cols + 0.1))
     for k, out in enumerate(masks):
         top = -k * gap
         for (r, c), v in np.ndenumerate(out):
@@ -182,7 +182,7 @@ def dropout_figure() -> None:
             ax.text(c + 0.5, top - r - 0.5, "0" if v == 0 else f"{v:g}", ha="center", va="center")
         ax.text(0, top + 0.25, f"step {k + 1}: {int((out == 0).sum())} of {out.size} values dropped", va="bottom")
     ax.set_xlim(-0.05, cols + 0.05)
-    ax.set_ylim(-gap - rows - 0.05, 1.2)
+    ax.set_ylim(-gap - rows - 0.05, 0.95)
     ax.set_aspect("equal")
     ax.axis("off")
     fig.subplots_adjust(0, 0, 1, 1)

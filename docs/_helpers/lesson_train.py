@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
+from lesson_kit import code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
 from figure_kit import C, figure_svg, new_figure
 from site_kit import fmt, md_table, returns_printed, shape_text
 
@@ -265,4 +265,6 @@ def cache_sizes() -> list[tuple[str, int]]:
 
 def bias_noise_step() -> str:
     """The median first Adam step of Conv1's biases, in learning rates, marked for the test that checks it."""
-    return answer("adam-bias-noise-step", f"{adam_step_on_bias_noise():.2f}")
+    from exercise_kit import marked
+
+    return marked("adam-bias-noise-step", f"{adam_step_on_bias_noise():.2f}")
