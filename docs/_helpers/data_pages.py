@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from site_kit import SAMPLES, fence, figure_html, returns_printed
+from figure_kit import figure_svg, new_figure
+from site_kit import SAMPLES, fence, returns_printed
 
 
 @lru_cache(maxsize=None)
@@ -22,23 +23,21 @@ def samples():
 
 @returns_printed
 def sample_grid() -> None:
-    """All committed sample images, one column per class."""
-    import matplotlib.pyplot as plt
-
+    """All committed sample images, each with its class."""
     images, labels, classes, source = samples()
-    per_class = len(images) // len(classes)
-    fig, axes = plt.subplots(per_class, len(classes), figsize=(1.1 * len(classes), 1.25 * per_class))
-    for k, name in enumerate(classes):
-        picks = [i for i in range(len(images)) if labels[i] == k]
-        for row, i in enumerate(picks):
-            ax = axes[row, k]
-            ax.imshow(images[i], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(name, fontsize=8)
-    fig.tight_layout()
-    print(figure_html(fig, "CIFAR-10 sample images", caption=f"Source: {source}."))
+    columns = 5
+    rows = -(-len(images) // columns)
+    fig, axes = new_figure(470, rows * 112, nrows=rows, ncols=columns)
+    order = sorted(range(len(images)), key=lambda i: (labels[i], i))
+    for ax, i in zip(axes.flat, order):
+        ax.imshow(images[i])
+        ax.set_xlabel(classes[labels[i]])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.subplots_adjust(0, 0.06, 1, 1, wspace=0.12, hspace=0.3)
+    print(figure_svg(fig, "CIFAR-10 sample images", caption=f"Source: {source}."))
 
 
 def augmentation_steps():
@@ -68,9 +67,8 @@ def augmentation_steps():
 
 
 @returns_printed
-def augmentation_grid(n_images: int = 6, seed: int = 0) -> None:
-    """Rows: sample images; columns: original, each augmentation alone, the whole pipeline."""
-    import matplotlib.pyplot as plt
+def augmentation_grid(n_images: int = 3, seed: int = 0) -> None:
+    """Columns: sample images; rows: original, each augmentation alone, the whole pipeline."""
     import numpy as np
     import torch
     from PIL import Image
@@ -85,21 +83,23 @@ def augmentation_grid(n_images: int = 6, seed: int = 0) -> None:
     titles = ["original"] + [name + ("\n(p = 1 here)" if p is not None else "") for name, _, _, p in steps] + [
         "whole pipeline"]
     torch.manual_seed(seed)
-    fig, axes = plt.subplots(len(picks), len(titles), figsize=(1.55 * len(titles), 1.6 * len(picks)))
-    for row, i in enumerate(picks):
+    fig, axes = new_figure(470, 80 * len(titles) + 30, nrows=len(titles), ncols=len(picks))
+    for col, i in enumerate(picks):
         pil = Image.fromarray(images[i])
         shown = [pil] + [applied(pil) for _, _, applied, _ in steps]
         whole = pipeline(pil).permute(1, 2, 0).numpy()  # ToTensor, identity Normalize: [0, 1] HWC
-        for col, im in enumerate(shown + [whole]):
+        for row, im in enumerate(shown + [whole]):
             ax = axes[row, col]
-            ax.imshow(np.asarray(im), interpolation="nearest")
+            ax.imshow(np.asarray(im))
             ax.set_xticks([])
             ax.set_yticks([])
-            if row == 0:
-                ax.set_title(titles[col], fontsize=7)
-        axes[row, 0].set_ylabel(classes[labels[i]], fontsize=8)
-    fig.tight_layout()
-    print(figure_html(fig, "augmentations on real images"))
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col == 0:
+                ax.set_ylabel(titles[row], rotation=0, ha="right", va="center")
+        axes[0, col].set_title(classes[labels[i]])
+    fig.subplots_adjust(0.4, 0, 1, 0.95, wspace=0.1, hspace=0.12)
+    print(figure_svg(fig, "augmentations on real images"))
 
 
 # --------------------------------------------------------------------------------------

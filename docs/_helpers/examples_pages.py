@@ -21,26 +21,47 @@ def example_scripts() -> list[Path]:
     return sorted(p for p in (REPO_ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
 
 
+#: The smoke runs in progress: {script name: process}, started by :func:`start_smoke_runs`.
+_RUNS: dict = {}
+
+
+def start_smoke_runs() -> None:
+    """Start every example's ``--smoke`` run in the background, each in its own process.
+
+    The site's hook calls this when a build starts, so the runs (seconds of CPU each) go on while
+    the other pages are built; :func:`smoke_outputs` collects them. Each run imports this
+    checkout's packages (``PYTHONPATH``), not an installed copy, and uses one thread, so that
+    together they do not crowd out the build.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for path in example_scripts():
+        if path.name not in _RUNS:
+            _RUNS[path.name] = subprocess.Popen([sys.executable, str(path), "--smoke"], cwd=REPO_ROOT, env=env,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 @lru_cache(maxsize=None)
 def smoke_outputs() -> dict[str, str]:
-    """``{script name: what --smoke printed}`` for every example, run in parallel (CPU, seconds each).
+    """``{script name: what --smoke printed}`` for every example (started by :func:`start_smoke_runs`).
 
     Temporary directories are shown as ``<tmp>`` so that the page does not change from build to build.
     """
     import re
-    import subprocess
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
 
-    def run(path: Path) -> tuple[str, str]:
-        result = subprocess.run([sys.executable, str(path), "--smoke"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=600)
-        if result.returncode != 0:
-            raise RuntimeError(f"docs: {path.name} --smoke failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-        return path.name, re.sub(r"/\S*cifar-alexnet-smoke-[^/\s]+", "<tmp>", result.stdout)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(pool.map(run, example_scripts()))
+    start_smoke_runs()  # no-op for the runs the hook started
+    outputs = {}
+    for path in example_scripts():
+        process = _RUNS.pop(path.name)
+        stdout, stderr = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise RuntimeError(f"docs: {path.name} --smoke failed:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+        outputs[path.name] = re.sub(r"/\S*cifar-alexnet-smoke-[^/\s]+", "<tmp>", stdout)
+    return outputs
 
 
 @returns_printed

@@ -10,7 +10,7 @@ this network; ``tests/docs/test_docs_glance.py`` pins the torchvision variant's 
 from __future__ import annotations
 
 from reference.architecture import Layer
-from site_kit import figure_html, fmt, md_table, returns_printed
+from site_kit import fmt, md_table, returns_printed
 
 
 def _conv(name, channels, kernel, stride, padding):
@@ -115,34 +115,60 @@ def activations():
 
 @returns_printed
 def architecture_figure() -> None:
-    """Every activation tensor as a box: height ∝ spatial size, width ∝ √channels; vectors as bars."""
+    """Every activation tensor of one image as a box (height ∝ spatial size, width ∝ √channels); vectors as bars.
+
+    Two rows: the convolutional part, then the classifier. Drawn for the desktop column; on a
+    phone it keeps a readable size and scrolls sideways.
+    """
     import math
 
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
 
+    from figure_kit import C, figure_svg, new_figure
     from reference.architecture import INPUT_SHAPE
 
-    fig, ax = plt.subplots(figsize=(13, 4.4))
-    x = 0.0
-    shapes = [("input", INPUT_SHAPE)] + [(label, shape) for label, shape in activations() if shape is not None]
-    previous = None
-    for label, shape in shapes:
-        if len(shape) == 3:
-            C, H, _ = shape
-            w, h, colour = 0.35 * math.sqrt(C) / 2, H / 4, "#c5cae9"
-            if previous is not None and len(previous) == 3 and previous[1] != H:
-                colour = "#ffcc80" if H < previous[1] else "#a5d6a7"
-            text = f"{C}×{H}×{H}"
-        else:
-            w, h, colour = 0.5, 2 + 6 * math.log10(shape[0]) / math.log10(4096), "#f8bbd0"
-            text = fmt(shape[0])
-        ax.add_patch(Rectangle((x, -h / 2), w, h, facecolor=colour, edgecolor="#3949ab", lw=1))
-        ax.text(x + w / 2, -h / 2 - 0.4, text, ha="center", va="top", fontsize=7.5)
-        ax.text(x + w / 2, h / 2 + 0.3, label.replace(" + ", "\n+ "), ha="center", va="bottom", fontsize=7)
-        x += w + 0.9
-        previous = shape
-    ax.set_xlim(-0.3, x)
-    ax.set_ylim(-6.5, 8.6)
+    steps = [("Input", INPUT_SHAPE)] + [(label.split(" + ")[0], shape) for label, shape in activations()]
+    maps = [(name, shape) for name, shape in steps if shape is not None and len(shape) == 3]
+    rest = [(name, shape) for name, shape in steps[len(maps):]]
+    width, font = 680, 13
+    fig, ax = new_figure(width, 430, font=font)
+    px = 3.0  # pixels per unit of spatial size
+    slot = width / len(maps)
+    previous, right = None, None
+    for k, (name, (channels, size, _)) in enumerate(maps):
+        x = slot * (k + 0.5)
+        w, h = 2.2 * math.sqrt(channels), px * size
+        colour = C.cell
+        if previous is not None and previous != size:
+            colour = C.hi if size < previous else C.hi2
+        ax.add_patch(Rectangle((x - w / 2, -h / 2), w, h, facecolor=colour, edgecolor=C.fg, lw=1))
+        ax.text(x, 62, name, ha="center", va="bottom")
+        ax.text(x, -62, f"{channels}×{size}×{size}", ha="center", va="top")
+        if right is not None:
+            ax.annotate("", xy=(x - w / 2 - 3, 0), xytext=(right + 3, 0),
+                        arrowprops=dict(arrowstyle="->", color=C.muted, lw=1.2))
+        previous, right = size, x + w / 2
+    y2, slot2 = -210, width / len(rest)
+    for k, (name, shape) in enumerate(rest):
+        x = slot2 * (k + 0.5)
+        if shape is None:  # dropout
+            ax.text(x, y2, name.replace("dropout ", "dropout\np = "), ha="center", va="center", color=C.muted)
+            continue
+        h = 14 * math.log2(shape[0]) / 2
+        ax.add_patch(Rectangle((x - 7, y2 - h / 2), 14, h, facecolor=C.vector, edgecolor=C.fg, lw=1))
+        ax.text(x, y2 + 62, name, ha="center", va="bottom")
+        ax.text(x, y2 - 62, fmt(shape[0]), ha="center", va="top")
+    for k in range(1, len(rest)):
+        ax.annotate("", xy=(slot2 * (k + 0.5) - 26, y2), xytext=(slot2 * (k - 0.5) + 26, y2),
+                    arrowprops=dict(arrowstyle="->", color=C.muted, lw=1.2))
+    ax.legend(handles=[Patch(facecolor=C.hi2, edgecolor=C.fg, label="larger than its input"),
+                       Patch(facecolor=C.hi, edgecolor=C.fg, label="smaller"),
+                       Patch(facecolor=C.cell, edgecolor=C.fg, label="same size"),
+                       Patch(facecolor=C.vector, edgecolor=C.fg, label="vector")],
+              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, handlelength=1.2, columnspacing=1.2)
+    ax.set_xlim(0, width)
+    ax.set_ylim(y2 - 90, 90)
+    ax.set_aspect("equal")
     ax.axis("off")
-    print(figure_html(fig, "the network's activations from input to logits"))
+    fig.subplots_adjust(0, 0.08, 1, 1)
+    print(figure_svg(fig, "the network's activations from input to logits", scroll=True))

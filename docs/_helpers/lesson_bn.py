@@ -6,8 +6,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the page)
-from site_kit import fence, figure_html, fmt, md_table, returns_printed
+from lesson_kit import code_of, matrices, tests_comparing  # noqa: F401  (used by the page)
+from figure_kit import C, figure_svg, new_figure
+from site_kit import fence, fmt, md_table, returns_printed
 
 #: The worked example: one channel, a batch of four values, gamma and beta, an upstream gradient.
 X = np.array([1.0, 2.0, 4.0, 9.0])
@@ -41,34 +42,34 @@ def conv1_channel(channel: int = 0):
     """Conv1's output for one channel over the committed sample images, before and after BN1 (train mode)."""
     import torch
 
-    from cifar_alexnet.model import AlexNet
-    from data_pages import samples
+    from site_kit import initial_model, sample_batch
 
-    images = samples()[0].astype(np.float32) / 255.0  # (N, 32, 32, 3), real CIFAR-10 images
-    mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
-    x = torch.from_numpy(((images - mean) / std).transpose(0, 3, 1, 2).copy())  # (N, 3, 32, 32)
-    torch.manual_seed(0)
-    model = AlexNet().train()
+    model = initial_model().train()
+    images = sample_batch()  # (N, 3, 32, 32), real CIFAR-10 images
     with torch.no_grad():
-        z = model.features[0](x)  # Conv1
+        z = model.features[0](torch.from_numpy(images))  # Conv1
         y = model.features[1](z)  # BN1 (gamma = 1, beta = 0 at initialisation)
     return z[:, channel].numpy().ravel(), y[:, channel].numpy().ravel(), len(images)
 
 
 @returns_printed
 def channel_figure() -> None:
-    import matplotlib.pyplot as plt
-
     before, after, n = conv1_channel()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
-    for ax, values, title in ((axes[0], before, "Conv1 output, channel 0"), (axes[1], after, "after BN1")):
-        ax.hist(values, bins=60, color="#5c6bc0")
-        ax.axvline(values.mean(), color="#e65100", lw=2)
-        ax.set_title(f"{title}: mean {values.mean():.3f}, std {values.std():.3f}", fontsize=9)
-        ax.set_xlabel(f"value ({fmt(values.size)} values: {n} images × {values.size // n} positions)")
+    fig, axes = new_figure(470, 250, ncols=2, sharey=True)
+    for ax, values, title in ((axes[0], before, "Conv1, channel 0"), (axes[1], after, "after BN1")):
+        ax.hist(values, bins=50, color=C.blue)
+        ax.axvline(values.mean(), color=C.orange, lw=2.5)
+        ax.set_title(f"{title}\nmean {round(values.mean(), 2) + 0:.2f}, std {values.std():.2f}")
+        ax.set_xlabel("value")
     axes[0].set_ylabel("count")
     fig.tight_layout()
-    print(figure_html(fig, "one channel of Conv1 before and after BatchNorm over a batch"))
+    print(figure_svg(fig, "one channel of Conv1 before and after BatchNorm over a batch"))
+
+
+def channel_counts() -> str:
+    """How many values the figure's histograms hold: images × positions."""
+    before, _, n = conv1_channel()
+    return f"{fmt(before.size)} values ({n} images × {before.size // n} positions)"
 
 
 @lru_cache(maxsize=None)
@@ -76,10 +77,10 @@ def bias_gradients():
     """Largest |gradient| of each conv's bias and weight after one train-mode step of AlexNet (float64)."""
     import torch
 
-    from cifar_alexnet.model import AlexNet
+    from site_kit import initial_model
 
+    model = initial_model().double().train()
     torch.manual_seed(0)
-    model = AlexNet().double().train()
     x = torch.randn(8, 3, 32, 32, dtype=torch.float64)
     labels = torch.arange(8) % 10
     torch.nn.functional.cross_entropy(model(x), labels).backward()
@@ -97,25 +98,3 @@ def bias_table() -> None:
     names = {L.key: L.name for L in LAYERS}
     rows = [[names[key], f"`{key}`", f"{w:.2e}", f"{b:.1e}"] for key, w, b in bias_gradients()]
     print(md_table(["layer", "module", "largest ∂L/∂w (abs.)", "largest ∂L/∂b (abs.)"], rows, "llrr"))
-
-
-def exercise(key: str):
-    from reference.counts import count_layers
-
-    c = count_layers()
-    if key == "bn-params":
-        return sum(x.weights for x in c if x.layer.kind in ("bn2d", "bn1d"))
-    if key == "bn1-values":
-        from cifar_alexnet.training.recipes import ORIGINAL
-
-        lc = next(x for x in c if x.layer.name == "BN1")
-        return ORIGINAL.batch_size * lc.in_shape[1] * lc.in_shape[2]
-    if key == "worked-dbeta":
-        return f"{worked()[6]:g}"
-    if key == "bn8-params":
-        return next(x for x in c if x.layer.name == "BN8").weights
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))

@@ -6,8 +6,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
-from site_kit import fence, figure_html, fmt, md_table, returns_printed
+from lesson_kit import code_of, draw_grid, matrices, tests_comparing  # noqa: F401  (used by the page)
+from figure_kit import C, figure_svg, new_figure
+from site_kit import fence, fmt, md_table, returns_printed
 
 #: The worked example: a 4x4 input, one 2x2 filter, padding 1, stride 2 (small enough for paper).
 X = np.array([[1, 2, 0, 1],
@@ -57,24 +58,167 @@ def one_output(i: int, j: int) -> str:
 @returns_printed
 def worked_figure() -> None:
     """Padded input with one window, the filter, the output with the cell it makes."""
-    import matplotlib.pyplot as plt
-
     i, j = 1, 1
     k = W.shape[0]
     out = worked()[0]
     x_pad = np.pad(X, PADDING)
     window = {(i * STRIDE + u, j * STRIDE + v) for u in range(k) for v in range(k)}
-    fig, ax = plt.subplots(figsize=(8.4, 3.2))
-    draw_grid(ax, x_pad, (0, 0), window, pad=PADDING, title=f"input, zero-padded by {PADDING}")
-    draw_grid(ax, W, (7.5, -2), {(u, v) for u in range(k) for v in range(k)}, title="filter w")
-    draw_grid(ax, out, (11, -1.5), {(i, j)}, title=f"output, stride {STRIDE}")
-    ax.annotate("", xy=(7.3, -3), xytext=(x_pad.shape[1] + 0.2, -3), arrowprops=dict(arrowstyle="->"))
-    ax.annotate("", xy=(10.8, -3), xytext=(9.7, -3), arrowprops=dict(arrowstyle="->"))
-    ax.set_xlim(-0.3, 14.3)
-    ax.set_ylim(-6.3, 1.2)
+    fig, ax = new_figure(440, 232)
+    draw_grid(ax, x_pad, (0, 0), window, pad=PADDING, title=f"input, padded by {PADDING}")
+    draw_grid(ax, W, (7.4, -2), {(u, v) for u in range(k) for v in range(k)}, title="filter w")
+    draw_grid(ax, out, (11.2, -1.5), {(i, j)}, title=f"output, stride {STRIDE}")
+    arrow = dict(arrowstyle="->", color=C.fg, lw=1.5)
+    ax.annotate("", xy=(7.2, -3), xytext=(x_pad.shape[1] + 0.2, -3), arrowprops=arrow)
+    ax.annotate("", xy=(11.0, -3), xytext=(9.6, -3), arrowprops=arrow)
+    ax.set_xlim(-0.1, 14.3)
+    ax.set_ylim(-6.1, 1.3)
     ax.set_aspect("equal")
     ax.axis("off")
-    print(figure_html(fig, "a 2×2 filter on a zero-padded 4×4 input with stride 2"))
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "a 2×2 filter on a zero-padded 4×4 input with stride 2"))
+
+
+# ----------------------------------------------------------------------------- from one filter to a layer
+
+#: A 3-channel 3×3 input and one 3-channel 2×2 filter (no padding, stride 1): one 2×2 map.
+X3 = np.array([[[1, 0, 2], [0, 1, 1], [2, 1, 0]],    # R
+               [[0, 2, 1], [1, 0, 0], [1, 1, 2]],    # G
+               [[1, 1, 0], [2, 0, 1], [0, 1, 1]]], dtype=np.float64)  # B
+W3 = np.array([[[1, 0], [0, -1]],
+               [[0, 1], [1, 0]],
+               [[-1, 0], [0, 1]]], dtype=np.float64)
+#: A second filter: with W3 a bank of two, which makes a stack of two maps.
+W3_SECOND = np.array([[[1, 1], [0, 0]],
+                      [[0, 0], [0, 0]],
+                      [[0, 0], [1, 1]]], dtype=np.float64)
+
+
+@lru_cache(maxsize=None)
+def channel_example():
+    """(per-channel maps, their sum = the filter's map, both filters' maps), by reference.conv.conv2d_forward."""
+    from reference.conv import conv2d_forward
+
+    per_channel = [conv2d_forward(X3[None, c: c + 1], W3[None, c: c + 1], np.zeros(1))[0][0, 0] for c in range(3)]
+    bank = np.stack([W3, W3_SECOND])  # (F, C, k, k) = (2, 3, 2, 2)
+    maps = conv2d_forward(X3[None], bank, np.zeros(2))[0][0]  # (2, 2, 2)
+    return per_channel, maps
+
+
+def channel_text() -> str:
+    """The 3-channel example: each channel with its slice of the filter, what each contributes, and the sum."""
+    per_channel, maps = channel_example()
+    names = "RGB"
+    rows = [matrices((f"x, channel {names[c]}", X3[c]), (f"w, slice {names[c]}", W3[c]),
+                     (f"contribution of {names[c]}", per_channel[c])) for c in range(3)]
+    return ("\n\n".join(rows) + "\n\n"
+            + matrices(("sum of the three = the filter's map", sum(per_channel)),
+                       ("second filter's map", maps[1])))
+
+
+def conv1_numbers() -> dict:
+    """Conv1's sizes for the prose: input and output shapes, filter count and size, weights per filter."""
+    from reference.architecture import INPUT_SHAPE, layer
+    from reference.counts import count_layers
+
+    L, c = layer("Conv1"), {x.layer.name: x for x in count_layers()}["Conv1"]
+    return {"C": INPUT_SHAPE[0], "H": INPUT_SHAPE[1], "F": c.out_shape[0], "k": L.kernel,
+            "H_out": c.out_shape[1], "per_filter": INPUT_SHAPE[0] * L.kernel ** 2}
+
+
+@returns_printed
+def bank_figure() -> None:
+    """Conv1 as a picture: a 3-channel input, one 3×3×3 filter making one map, a bank of F filters making F maps."""
+    from matplotlib.patches import Polygon, Rectangle
+
+    n = conv1_numbers()
+
+    def slab(ax, x, y, size, depth, colour, label=None, step=0.9):
+        """``depth`` squares of side ``size`` stacked back to front, offset diagonally."""
+        for d in reversed(range(depth)):
+            ax.add_patch(Rectangle((x + d * step, y + d * step), size, size, facecolor=colour, edgecolor=C.fg, lw=1))
+        if label:
+            ax.text(x + size / 2 + (depth - 1) * step / 2, y - 1.2, label, ha="center", va="top")
+
+    fig, ax = new_figure(470, 300)
+    slab(ax, 0, 6, 9, 3, C.cell, f"input {n['C']}×{n['H']}×{n['H']}")
+    slab(ax, 3.0, 10.2, 2.2, 3, C.hi, step=0.45)  # the filter on the input
+    ax.text(5.3, 17.6, f"one filter {n['C']}×{n['k']}×{n['k']}", ha="center", va="bottom")
+    ax.add_patch(Polygon([[5.2, 12.4], [17, 11.2], [17, 10.8]], closed=True, facecolor=C.hi, alpha=0.5, lw=0))
+    ax.add_patch(Rectangle((16, 6), 9, 9, facecolor=C.cell, edgecolor=C.fg, lw=1))
+    ax.add_patch(Rectangle((16.8, 10.6), 0.8, 0.8, facecolor=C.hi, edgecolor=C.fg, lw=1))
+    ax.text(20.5, 4.8, f"one map {n['H_out']}×{n['H_out']}", ha="center", va="top")
+    ax.annotate("", xy=(31, 10.5), xytext=(26.5, 10.5), arrowprops=dict(arrowstyle="->", color=C.fg, lw=1.5))
+    ax.text(28.8, 11.5, f"{n['F']} filters", ha="center", va="bottom")
+    slab(ax, 32, 4, 9, 8, C.cell, step=0.8)
+    ax.text(39.3, 2.8, f"{n['F']} maps: {n['F']}×{n['H_out']}×{n['H_out']}", ha="center", va="top")
+    ax.set_xlim(-0.5, 47.5)
+    ax.set_ylim(0, 19)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "one filter over all input channels makes one feature map; a bank of filters makes a stack"))
+
+
+#: A hand-made vertical-edge detector (Sobel), the same 3×3 slice for each of the three channels,
+#: and its transpose for horizontal edges: a bank of two filters.
+SOBEL = np.array([[1, 0, -1],
+                  [2, 0, -2],
+                  [1, 0, -1]], dtype=np.float64)
+EDGE_IMAGE = 18  # the committed sample shown (a truck: long straight edges)
+
+
+@lru_cache(maxsize=None)
+def edge_maps():
+    """(image (32, 32, 3) in [0, 1], maps (2, 32, 32)) of the two-filter edge bank, by reference.conv.conv2d_forward."""
+    from data_pages import samples
+    from reference.conv import conv2d_forward
+
+    image = samples()[0][EDGE_IMAGE].astype(np.float64) / 255.0
+    bank = np.stack([np.stack([SOBEL] * 3), np.stack([SOBEL.T] * 3)]) / 3  # (2, 3, 3, 3): average of the channels
+    maps = conv2d_forward(image.transpose(2, 0, 1)[None], bank, np.zeros(2), stride=1, padding=1)[0][0]
+    return image, maps
+
+
+def edge_filter_text() -> str:
+    return matrices(("filter 1, each channel's slice (× 1/3)", SOBEL), ("filter 2, each slice (× 1/3)", SOBEL.T))
+
+
+@returns_printed
+def edge_figure() -> None:
+    """A CIFAR image and the two feature maps of the edge-detector bank, on one colour scale."""
+    from data_pages import samples
+
+    image, maps = edge_maps()
+    limit = float(np.abs(maps).max())
+    fig, axes = new_figure(470, 230, ncols=3)
+    axes[0].imshow(image)
+    axes[0].set_title(f"input: a {samples()[2][samples()[1][EDGE_IMAGE]]}")
+    for ax, m, title in zip(axes[1:], maps, ("filter 1:\nvertical edges", "filter 2:\nhorizontal edges")):
+        shown = ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(title)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.subplots_adjust(0, 0.2, 1, 0.82, wspace=0.08)
+    bar = fig.colorbar(shown, cax=fig.add_axes([0.36, 0.1, 0.6, 0.05]), orientation="horizontal")
+    bar.set_label("value of the feature map")
+    print(figure_svg(fig, "a hand-made edge detector applied to a CIFAR-10 image, and its two feature maps"))
+
+
+def dense_comparison() -> str:
+    """How many weights a fully connected layer from Conv1's input to its output would need, against Conv1's."""
+    from reference.counts import count_layers
+
+    c = {x.layer.name: x for x in count_layers()}["Conv1"]
+    n_in, n_out = int(np.prod(c.in_shape)), int(np.prod(c.out_shape))
+    dense = n_in * n_out + n_out  # a weight per (input, output) pair and a bias per output
+    ratio = dense / c.weights
+    return (f"a weight for every pair of its {fmt(n_in)} input and {fmt(n_out)} output values: "
+            f"{fmt(dense)} weights and biases against Conv1's {fmt(c.weights)}, about "
+            f"{fmt(round(ratio, -3))} times as many")
+
+
+# ----------------------------------------------------------------------------- padding and stride
 
 
 def size_rows() -> list[list]:
@@ -96,29 +240,37 @@ def size_table() -> None:
 
 @returns_printed
 def padding_figure() -> None:
-    """One row of Conv1's input, 1-D: padding cells, the first and last window, for each variant of size_rows."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    """One row of Conv1's input, 1-D: padding cells, the first windows and the last one, for each variant of size_rows."""
+    from matplotlib.patches import Patch, Rectangle
 
     from reference.architecture import INPUT_SHAPE, layer
 
     L, H = layer("Conv1"), INPUT_SHAPE[1]
     rows = size_rows()
-    fig, ax = plt.subplots(figsize=(10, 0.9 * len(rows) + 0.4))
+    fig, ax = new_figure(480, 62 * len(rows) + 50)
+    step = 4.4  # vertical space per variant, in cells
     for r, (p, s, _, n_out, why) in enumerate(rows):
-        y = -r * 1.6
+        y = -r * step
+        ax.text(-2, y + 1.25, f"p = {p}, s = {s}: {n_out} outputs ({why})", va="bottom")
         for c in range(-p, H + p):
             pad = c < 0 or c >= H
-            ax.add_patch(Rectangle((c, y), 1, 1, facecolor="#eeeeee" if pad else "#e8eefc", edgecolor="#9fa8da",
-                                   lw=0.4))
-        for start, colour in ((-p, "#e65100"), (-p + (n_out - 1) * s, "#2e7d32")):
-            ax.add_patch(Rectangle((start, y - 0.08), L.kernel, 1.16, fill=False, edgecolor=colour, lw=2))
-        ax.text(H + 3.5, y + 0.5, f"p = {p}, s = {s}: {n_out} outputs ({why})", va="center", fontsize=9)
-    ax.set_xlim(-3, H + 24)
-    ax.set_ylim(-1.6 * len(rows) + 1.2, 1.3)
+            ax.add_patch(Rectangle((c, y), 1, 1, facecolor=C.pad if pad else C.cell, edgecolor=C.fg, lw=0.3,
+                                   hatch="////" if pad else None))
+        starts = [(-p + m * s, C.orange) for m in range(3)] + [(-p + (n_out - 1) * s, C.green)]
+        for level, (start, colour) in enumerate(starts):
+            drop = 0.35 + 0.45 * (level if level < 3 else 0)
+            ax.plot([start + 0.1, start + 0.1, start + L.kernel - 0.1, start + L.kernel - 0.1],
+                    [y - drop + 0.25, y - drop, y - drop, y - drop + 0.25], color=colour, lw=2)
+    ax.legend(handles=[Patch(facecolor=C.cell, edgecolor=C.fg, label="image pixel"),
+                       Patch(facecolor=C.pad, edgecolor=C.fg, hatch="////", label="zero padding"),
+                       Patch(color=C.orange, label="first three windows"), Patch(color=C.green, label="last window")],
+              loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, borderaxespad=0.2, handletextpad=0.4, columnspacing=1)
+    ax.set_xlim(-2.2, H + 2.2)
+    ax.set_ylim(-step * (len(rows) - 1) - 1.9, 2.7)
     ax.set_aspect("equal")
     ax.axis("off")
-    print(figure_html(fig, "one row of Conv1's input with padding and stride variants"))
+    fig.subplots_adjust(0, 0, 1, 1)
+    print(figure_svg(fig, "one row of Conv1's input with padding and stride variants"))
 
 
 @lru_cache(maxsize=None)
@@ -146,7 +298,6 @@ def im2col_table(batch: int) -> None:
 @returns_printed
 def im2col_figure() -> None:
     """A real image, zero-padded as Conv1 pads it; one 3×3×3 receptive field becomes one column of 27 numbers."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     from data_pages import samples
@@ -161,49 +312,30 @@ def im2col_figure() -> None:
     cols = _im2col(x_pad, k, k, (L.stride, L.stride), out)  # (27, 34*34)
     i, j = 10, 14  # the output position shown
     column = cols[:, i * out[1] + j]  # (27,)
-    fig, (a0, a1, a2) = plt.subplots(1, 3, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1.1, 3]})
-    a0.imshow(x_pad[0].transpose(1, 2, 0), interpolation="nearest")
-    a0.add_patch(Rectangle((j - 0.5, i - 0.5), k, k, fill=False, edgecolor="#ff1744", lw=2))
-    a0.set_title(f"input, padded to {x_pad.shape[2]}×{x_pad.shape[3]}; window of output ({i}, {j})", fontsize=9)
+    fig = new_figure(480, 520)[0]
+    fig.clear()
+    grid = fig.add_gridspec(2, 3, width_ratios=[1, 0.22, 0.55], height_ratios=[1, 0.95], hspace=0.45, wspace=0.1)
+    a0, a1, a2 = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    a0.imshow(x_pad[0].transpose(1, 2, 0))
+    a0.add_patch(Rectangle((j - 0.5, i - 0.5), k, k, fill=False, edgecolor=C.red, lw=2.5))
+    a0.set_title(f"input, padded to {x_pad.shape[2]}×{x_pad.shape[3]};\nthe window of output ({i}, {j})")
     a0.axis("off")
-    a1.imshow(column[:, None], cmap="gray", vmin=0, vmax=1, aspect=0.35, interpolation="nearest")
+    shade = dict(cmap="gray", vmin=0, vmax=1)
+    a1.imshow(column[:, None], aspect="auto", **shade)
     for c, name in enumerate("RGB"):
-        a1.axhline(c * k * k - 0.5, color="#ff1744", lw=1)
-        a1.text(1.0, c * k * k + (k * k - 1) / 2, name, va="center", fontsize=9)
-    a1.set_title(f"column: {len(column)} values", fontsize=9)
+        if c:
+            a1.axhline(c * k * k - 0.5, color=C.red, lw=1.5)
+        a1.text(1.3, c * k * k + (k * k - 1) / 2, name, va="center", transform=a1.get_yaxis_transform())
+    a1.set_title(f"{len(column)} values")
     a1.set_xticks([])
-    a1.set_yticks([0, k * k, 2 * k * k])
-    a2.imshow(cols[:, i * out[1]: (i + 1) * out[1]], cmap="gray", vmin=0, vmax=1, aspect="auto",
-               interpolation="nearest")
-    a2.add_patch(Rectangle((j - 0.5, -0.5), 1, len(column), fill=False, edgecolor="#ff1744", lw=1.5))
-    a2.set_title(f"cols: {cols.shape[0]} × {fmt(cols.shape[1])} per image; output row {i} shown", fontsize=9)
-    a2.set_xlabel(f"output column j (position {i}·{out[1]} + j)")
-    a2.set_ylabel("(channel, u, v)")
-    fig.tight_layout()
-    print(figure_html(fig, "a receptive field of Conv1 laid out as a column of the im2col matrix"))
-
-
-def exercise(key: str):
-    """The answers of the exercises, computed by reference."""
-    from reference.architecture import INPUT_SHAPE, layer
-    from reference.conv import conv2d_output_size
-    from reference.counts import count_layers
-
-    c = {x.layer.name: x for x in count_layers()}
-    if key == "conv1-size-p0":
-        L = layer("Conv1")
-        return conv2d_output_size(INPUT_SHAPE[1], L.kernel, L.stride, 0)
-    if key == "conv3-macs":
-        return c["Conv3"].macs
-    if key == "conv2-params":
-        return c["Conv2"].weights
-    if key == "conv2-im2col":
-        L, lc = layer("Conv2"), c["Conv2"]
-        return f"{lc.in_shape[0] * L.kernel ** 2} × {fmt(512 * lc.out_shape[1] * lc.out_shape[2])}"
-    if key == "worked-stride1":
-        return worked(PADDING, 1)[0].shape[0]
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))
+    a1.set_yticks([])
+    shown = a2.imshow(cols[:, i * out[1]: (i + 1) * out[1]], aspect="auto", **shade)
+    a2.add_patch(Rectangle((j - 0.5, -0.5), 1, len(column), fill=False, edgecolor=C.red, lw=2))
+    a2.set_title(f"cols for output row {i} ({out[1]} of its {fmt(cols.shape[1])} columns)")
+    a2.set_xlabel("output column j")
+    a2.set_ylabel("channel, u, v")
+    a2.set_yticks([0, k * k, 2 * k * k], ["R", "G", "B"])
+    bar = fig.colorbar(shown, ax=a2, orientation="vertical", fraction=0.05, pad=0.02)
+    bar.set_label("value")
+    bar.set_ticks([0, 0.5, 1])
+    print(figure_svg(fig, "a receptive field of Conv1 laid out as a column of the im2col matrix"))

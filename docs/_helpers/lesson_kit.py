@@ -1,9 +1,10 @@
-"""What every lesson page uses: source listings without docstrings, grids of numbers, answers.
+"""What every lesson page uses: source listings without docstrings, grids of numbers, the tests' names.
 
 A lesson's prose, equations and captions are in its Markdown page. Its helper module (one per
 lesson: ``lesson_conv``, ``lesson_pool``, ...) computes the worked example with the
-``reference`` function the lesson teaches, draws the figures and computes the exercises'
-answers; this module holds what they share.
+``reference`` function the lesson teaches and draws the figures; the plain-loop versions are in
+``lesson_loops``; the exercises are beside the page (``docs/lessons/NAME_exercises.py``, see
+``exercise_kit``). This module holds what they share.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 import re
 import textwrap
 
-from site_kit import REPO_ROOT, fence, fmt, repo_file, source_file_of
+from site_kit import REPO_ROOT, fence, repo_file, source_file_of
 
 #: layer kind -> what a test must call on the torch side to compare with the NumPy layer.
 TORCH_COUNTERPART = {
@@ -75,14 +76,77 @@ def code_of(*functions, checks: bool = True) -> str:
                 drop.append((s.lineno, s.end_lineno, note))
         for first, last, note in sorted(drop, reverse=True):
             lines[first - 1: last] = [note] if note else []
-        parts.append("\n".join(lines).rstrip())
+        parts.append(fit_to_column("\n".join(lines).rstrip()))
     return fence("\n\n\n".join(parts), title=source_file_of(functions[0]))
+
+
+#: Characters of code that fit on one line of the content column at a 1280-px window.
+CODE_COLUMNS = 80
+
+
+def fit_to_column(source: str, columns: int = CODE_COLUMNS) -> str:
+    """``source`` laid out to fit ``columns`` characters a line, without changing what it does.
+
+    A line that is too long is shortened by, in this order: moving its trailing comment onto a
+    line of its own above it; wrapping a comment line; breaking the code after a comma inside
+    brackets (the outermost brackets first), where Python allows a line break, the rest indented
+    by eight more spaces. A line that has no such comma stays as it is.
+    """
+    for _ in range(200):  # one change per pass; a function has far fewer long lines
+        changed = _shorten_one_line(source, columns)
+        if changed is None:
+            return source
+        source = changed
+    return source
+
+
+def _shorten_one_line(source: str, columns: int) -> str | None:
+    import io
+    import textwrap
+    import tokenize
+
+    lines = source.splitlines()
+    comments, commas, depth = {}, {}, 0  # per line: trailing comment column; columns after a bracketed comma
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source + "\n").readline):
+            row, col = token.start[0] - 1, token.start[1]
+            if token.type == tokenize.COMMENT:
+                comments[row] = col
+            elif token.type == tokenize.OP:
+                if token.string in "([{":
+                    depth += 1
+                elif token.string in ")]}":
+                    depth -= 1
+                elif token.string == "," and depth > 0:
+                    commas.setdefault(row, []).append((depth, token.end[1]))
+    except (tokenize.TokenError, IndentationError):
+        return None
+    for index, line in enumerate(lines):
+        if len(line) <= columns:
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        if index in comments and line[: comments[index]].strip():  # code, then a comment
+            code, comment = line[: comments[index]].rstrip(), line[comments[index]:]
+            lines[index: index + 1] = [indent + comment, code]
+            return "\n".join(lines)
+        if index in comments:  # a comment line
+            text = line.strip().lstrip("#").strip()
+            wrapped = textwrap.wrap(text, columns - len(indent) - 2)
+            lines[index: index + 1] = [f"{indent}# {part}" for part in wrapped]
+            return "\n".join(lines)
+        fitting = [(depth, col) for depth, col in commas.get(index, []) if col <= columns and line[col:].strip()]
+        if fitting:  # the last comma of the outermost brackets that fits
+            outermost = min(depth for depth, _ in fitting)
+            cut = max(col for depth, col in fitting if depth == outermost)
+            lines[index: index + 1] = [line[:cut].rstrip(), indent + " " * 8 + line[cut:].lstrip()]
+            return "\n".join(lines)
+    return None
 
 
 def tests_comparing(forward: str) -> str:
     """The test files that run ``forward`` against PyTorch, as inline code (the build fails if none)."""
     found = []
-    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):  # tests/ and its sub-folders
         text = path.read_text(encoding="utf-8")
         if re.search(rf"\b{forward}\b", text) and re.search(TORCH_COUNTERPART[forward], text):
             found.append(repo_file(path.relative_to(REPO_ROOT).as_posix()))
@@ -91,30 +155,30 @@ def tests_comparing(forward: str) -> str:
     return ", ".join(found)
 
 
-def answer(key: str, value) -> str:
-    """An exercise's answer, marked so that a test can find it and check it: ``<span data-answer=...>``."""
-    shown = fmt(value) if isinstance(value, int) else str(value)
-    return f'<span class="answer" data-answer="{key}">{shown}</span>'
+def draw_grid(ax, values, origin=(0, 0), highlight=(), colour=None, hi_colour=None, title=None, pad=0):
+    """Draw a 2-D array as labelled cells on ``ax`` (one unit per cell); ``highlight`` is a set of (row, col).
 
-
-def draw_grid(ax, values, origin=(0, 0), highlight=(), colour="#e8eefc", hi_colour="#ffcc80", title=None,
-              pad=0, fontsize=10):
-    """Draw a 2-D array as labelled cells on ``ax``; ``highlight`` is a set of (row, col); ``pad`` greys a border."""
+    ``pad`` marks a border of that many cells as padding (another colour, muted numbers). Colours
+    and text size are the figure kit's, so the grid follows the reader's light or dark scheme.
+    """
     from matplotlib.patches import Rectangle
 
+    from figure_kit import C
+
+    colour, hi_colour = colour or C.cell, hi_colour or C.hi
     values = [list(row) for row in values]
     rows, cols = len(values), len(values[0])
     x0, y0 = origin
     for r in range(rows):
         for c in range(cols):
             border = pad and (r < pad or c < pad or r >= rows - pad or c >= cols - pad)
-            face = hi_colour if (r, c) in highlight else ("#eeeeee" if border else colour)
-            ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor="#5c6bc0", lw=0.8))
+            face = hi_colour if (r, c) in highlight else (C.pad if border else colour)
+            ax.add_patch(Rectangle((x0 + c, y0 - r - 1), 1, 1, facecolor=face, edgecolor=C.fg, lw=0.6))
             v = values[r][c]
-            ax.text(x0 + c + 0.5, y0 - r - 0.5, f"{v:g}", ha="center", va="center", fontsize=fontsize,
-                    color="#9e9e9e" if border else "#1a1a1a")
+            ax.text(x0 + c + 0.5, y0 - r - 0.5, f"{v:g}", ha="center", va="center",
+                    color=C.muted if border else C.fg)
     if title:
-        ax.text(x0 + cols / 2, y0 + 0.35, title, ha="center", va="bottom", fontsize=fontsize)
+        ax.text(x0 + cols / 2, y0 + 0.3, title, ha="center", va="bottom")
 
 
 def matrices(*labelled) -> str:

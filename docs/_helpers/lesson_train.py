@@ -6,8 +6,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from lesson_kit import answer, code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
-from site_kit import figure_html, fmt, md_table, returns_printed, shape_text
+from lesson_kit import code_of, matrices, tests_comparing  # noqa: F401  (used by the pages)
+from figure_kit import C, figure_svg, new_figure
+from site_kit import fmt, md_table, returns_printed, shape_text
 
 # ----------------------------------------------------------------------------- softmax cross-entropy
 
@@ -37,8 +38,6 @@ def loss_text() -> str:
 @returns_printed
 def loss_figure() -> None:
     """The loss −log p of the right class, and p itself, as its logit rises above the others."""
-    import matplotlib.pyplot as plt
-
     from reference.loss import softmax_cross_entropy
 
     margin = np.linspace(-6, 6, 241)
@@ -46,16 +45,16 @@ def loss_figure() -> None:
     logits = np.zeros((margin.size, K))
     logits[:, 0] = margin  # the right class's logit; the nine others stay at 0
     losses = [float(softmax_cross_entropy(row[None], np.array([0]))[0]) for row in logits]
-    fig, ax = plt.subplots(figsize=(7.5, 2.9))
-    ax.plot(margin, losses, lw=2, label="loss −log p (right class)")
-    ax.plot(margin, np.exp(-np.array(losses)), lw=2, ls="--", label="p (right class)")
-    ax.axhline(np.log(K), color="#e65100", lw=1)
-    ax.text(-5.8, np.log(K) + 0.15, f"log {K} = {np.log(K):.3f}", fontsize=8, color="#e65100")
-    ax.set_xlabel(f"logit of the right class minus the other {K - 1} (which are equal)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, ax = new_figure(470, 270)
+    ax.plot(margin, losses, label="loss −log p", color=C.blue)
+    ax.plot(margin, np.exp(-np.array(losses)), ls="--", label="p of the right class", color=C.green)
+    ax.axhline(np.log(K), color=C.orange, lw=1.5)
+    ax.text(6, np.log(K) + 0.15, f"log {K} = {np.log(K):.3f}", color=C.orange, ha="right", va="bottom")
+    ax.set_xlabel(f"right class's logit minus the other {K - 1}")
+    ax.grid(alpha=0.5)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9))
     fig.tight_layout()
-    print(figure_html(fig, "softmax cross-entropy as a function of the right class's logit"))
+    print(figure_svg(fig, "softmax cross-entropy as a function of the right class's logit"))
 
 
 #: Logits for the overflow example: the first is far beyond exp's range.
@@ -101,11 +100,34 @@ def adam_table() -> None:
     print(md_table(["t", "gradient g", "m", "v", "m̂ = m/(1−β₁ᵗ)", "v̂ = v/(1−β₂ᵗ)", "change of θ"], rows, "rrrrrrr"))
 
 
+def bias_correction_text() -> str:
+    """What the first step would be without the bias correction: m and √v too small, their ratio too large."""
+    from cifar_alexnet.training.recipes import ORIGINAL
+
+    beta1, beta2 = ORIGINAL.betas
+    g = 1.0
+    m, v = (1 - beta1) * g, (1 - beta2) * g * g  # the averages after one step from zero
+    uncorrected = ORIGINAL.lr * m / (np.sqrt(v) + 1e-8)
+    steps = np.arange(1, 1001)
+    ratio = dict(zip(steps.tolist(), (1 - beta1 ** steps) / np.sqrt(1 - beta2 ** steps)))  # uncorrected step / lr
+    peak = max(ratio, key=ratio.get)
+    return (f"- $m_1 = (1-\\beta_1)\\,g_1$ is {1 / (1 - beta1):.0f} times too small "
+            f"($\\beta_1 = {beta1:g}$);\n"
+            f"- $\\sqrt{{v_1}} = \\sqrt{{1-\\beta_2}}\\,|g_1|$ is {1 / np.sqrt(1 - beta2):.1f} times too small "
+            f"($\\beta_2 = {beta2:g}$);\n"
+            f"- so the uncorrected first step $\\eta\\, m_1/\\sqrt{{v_1}} = \\eta\\,(1-\\beta_1)/\\sqrt{{1-\\beta_2}}$ "
+            f"would be {uncorrected / ORIGINAL.lr:.1f} times the learning rate, where the corrected one is "
+            f"exactly the learning rate (the table above). The two errors partly cancel: not "
+            f"{1 / np.sqrt(1 - beta2):.0f} times too large, but {uncorrected / ORIGINAL.lr:.1f}. After that "
+            f"$m$ fills up faster than $v$ (for a steady gradient the uncorrected step is "
+            f"$\\eta\\,(1-\\beta_1^t)/\\sqrt{{1-\\beta_2^t}}$): it grows to {ratio[peak]:.1f} times the learning "
+            f"rate at step {peak} and is still {ratio[100]:.1f} times at step 100 and {ratio[1000]:.1f} at step "
+            "1000. Without the correction, the first hundreds of steps would be several times too large.\n")
+
+
 @returns_printed
 def adam_figure(steps: int = 60) -> None:
     """Gradient descent and Adam on a stretched bowl f = (x² + 25 y²)/2, from the same start."""
-    import matplotlib.pyplot as plt
-
     from reference.adam import AdamState, adam_step
 
     scale = np.array([1.0, 25.0])
@@ -125,21 +147,23 @@ def adam_figure(steps: int = 60) -> None:
         path.append(params["p"].copy())
     paths["Adam, lr 0.1"] = np.array(path)
     xs, ys = np.meshgrid(np.linspace(-4.5, 1.5, 200), np.linspace(-1.3, 1.3, 120))
-    fig, ax = plt.subplots(figsize=(8, 3.4))
-    ax.contour(xs, ys, (xs ** 2 + 25 * ys ** 2) / 2, levels=12, colors="#c5cae9", linewidths=0.8)
-    for (label, path), colour in zip(paths.items(), ("#e65100", "#1a237e")):
-        ax.plot(path[:, 0], path[:, 1], "o-", ms=2.5, lw=1.2, color=colour, label=f"{label}, {steps} steps")
-    ax.plot([0], [0], "k*", ms=10)
-    ax.legend(fontsize=8, loc="lower right")
+    fig, ax = new_figure(470, 300)
+    ax.contour(xs, ys, (xs ** 2 + 25 * ys ** 2) / 2, levels=12, colors=C.grid, linewidths=1)
+    for (label, path), colour in zip(paths.items(), (C.orange, C.blue)):
+        ax.plot(path[:, 0], path[:, 1], "o-", ms=3, lw=1.5, color=colour, label=label)
+    ax.plot([0], [0], "*", ms=14, color=C.fg)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y", rotation=0)
     ax.set_aspect("equal")
     fig.tight_layout()
-    print(figure_html(fig, "gradient descent and Adam on a stretched quadratic bowl"))
+    print(figure_svg(fig, "gradient descent and Adam on a stretched quadratic bowl"))
 
 
 # ----------------------------------------------------------------------------- one training step
 
 #: One image of each class from the committed samples, for the training-step lesson.
-STEPS = 8
+STEPS = 5
 
 
 @lru_cache(maxsize=None)
@@ -191,17 +215,18 @@ def step_shapes() -> None:
 
 @returns_printed
 def step_figure() -> None:
-    import matplotlib.pyplot as plt
-
     losses, _ = step_run()
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    ax.plot(range(1, len(losses) + 1), losses, "o-", lw=2)
-    ax.set_xlabel("training step (the same batch every time)")
-    ax.set_ylabel("cross-entropy loss")
-    ax.axhline(np.log(10), color="#e65100", lw=1)
-    ax.grid(alpha=0.3)
+    fig, ax = new_figure(440, 250)
+    ax.plot(range(1, len(losses) + 1), losses, "o-", color=C.blue)
+    ax.set_xlabel("training step (the same batch each time)")
+    ax.set_ylabel("loss")
+    ax.set_xticks(range(1, len(losses) + 1))
+    ax.set_ylim(0, None)
+    ax.axhline(np.log(10), color=C.orange, lw=1.5)
+    ax.text(len(losses), np.log(10) + 0.08, "log 10", color=C.orange, ha="right", va="bottom")
+    ax.grid(alpha=0.5)
     fig.tight_layout()
-    print(figure_html(fig, "the loss of one batch over repeated training steps"))
+    print(figure_svg(fig, "the loss of one batch over repeated training steps"))
 
 
 def adam_step_on_bias_noise(layer_key: str = "features.0") -> float:
@@ -238,35 +263,8 @@ def cache_sizes() -> list[tuple[str, int]]:
     return sizes
 
 
-def exercise(key: str):
-    from cifar_alexnet.training.recipes import ORIGINAL
-    from reference.counts import count_layers, totals
-    from reference.loss import softmax_cross_entropy
+def bias_noise_step() -> str:
+    """The median first Adam step of Conv1's biases, in learning rates, marked for the test that checks it."""
+    from exercise_kit import marked
 
-    if key == "loss-uniform":
-        return f"{float(softmax_cross_entropy(np.zeros((1, 10)), np.array([3]))[0]):.4f}"
-    if key == "loss-worked":
-        return f"{loss_worked()[0]:.4f}"
-    if key == "grad-row-sum":
-        return f"{abs(loss_worked()[2].sum()):.0f}"
-    if key == "adam-first-step":
-        return f"{abs(adam_worked()[0][6]):.6f}"
-    if key == "adam-state":
-        return 2 * totals(count_layers())["weights"]
-    if key == "adam-vhat-factor":
-        return f"{1 / (1 - ORIGINAL.betas[1]):,.0f}"
-    if key == "step-batch-512-logits":
-        return f"{ORIGINAL.batch_size} × {count_layers()[-1].out_shape[0]}"
-    if key == "step-largest-cache":
-        name, numbers = max(cache_sizes(), key=lambda size: size[1])
-        return f"{name}: {numbers:,} numbers per image"
-    if key == "step-largest-cache-mb":
-        float32_bytes = np.dtype(np.float32).itemsize
-        return f"{max(n for _, n in cache_sizes()) * ORIGINAL.batch_size * float32_bytes / 1e6:,.0f} MB"
-    if key == "adam-bias-noise-step":
-        return f"{adam_step_on_bias_noise():.2f}"
-    raise KeyError(key)
-
-
-def show_answer(key: str) -> str:
-    return answer(key, exercise(key))
+    return marked("adam-bias-noise-step", f"{adam_step_on_bias_noise():.2f}")

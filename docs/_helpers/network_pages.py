@@ -54,15 +54,11 @@ def counts() -> dict:
     return {c.layer.name: c for c in count_layers()}
 
 
-@lru_cache(maxsize=None)
 def model():
     """The PyTorch model (seed 0), for the module names and reprs shown on the pages."""
-    import torch
+    from site_kit import initial_model
 
-    from cifar_alexnet.model import AlexNet
-
-    torch.manual_seed(0)
-    return AlexNet()
+    return initial_model()
 
 
 @returns_printed

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from network_pages import model
-from site_kit import REPO_ROOT, fence, figure_html, md_table, returns_printed
+from figure_kit import C, figure_svg, new_figure
+from site_kit import REPO_ROOT, fence, md_table, returns_printed
 
 
 @lru_cache(maxsize=None)
@@ -50,7 +51,6 @@ def empirical_receptive_field(upto: str, size: int = 96):
 @returns_printed
 def receptive_field_comparison(size: int = 96) -> None:
     """Analytic vs measured receptive field of every conv and pooling output, table + figure."""
-    import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.patches import Rectangle
 
@@ -74,20 +74,22 @@ def receptive_field_comparison(size: int = 96) -> None:
         panels.append((name, support, low, high))
     print(md_table(["layer", "analytic r", "measured width", "analytic span (centre unit)", "measured span",
                     "agree", "printed in the write-up"], rows, "lrrllcr"))
-    cols = 4
-    fig, axes = plt.subplots(2, cols, figsize=(11, 6))
+    fig, axes = new_figure(470, 330, nrows=2, ncols=4)
     for ax, (name, support, low, high) in zip(axes.flat, panels):
-        ax.imshow(np.log10(support + 1e-30).clip(min=np.log10(support.max()) - 12), cmap="magma")
+        relative = np.log10(np.maximum(support / support.max(), 1e-30))
+        shown = ax.imshow(relative, cmap="magma", vmin=-12, vmax=0)
         ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, fill=False,
-                               edgecolor="#00e5ff", lw=1.2))
-        ax.set_title(f"{name}: r = {high - low + 1}", fontsize=9)
+                               edgecolor=C.teal, lw=1.5))
+        ax.set_title(f"{name}\nr = {high - low + 1}")
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(0, 0.16, 1, 0.9, wspace=0.1, hspace=0.5)
+    bar = fig.colorbar(shown, cax=fig.add_axes([0.15, 0.07, 0.7, 0.035]), orientation="horizontal")
+    bar.set_label("log₁₀ of |∂ unit / ∂ pixel|, relative to the largest")
     print()
-    print(figure_html(fig, f"measured receptive fields on a {size}×{size} input"))
+    print(figure_svg(fig, f"measured receptive fields on a {size}×{size} input"))
 
 
 # --------------------------------------------------------------------------------------
@@ -101,32 +103,32 @@ def receptive_field_comparison(size: int = 96) -> None:
 
 def rf_figure(name: str) -> str:
     """The input grid (with the padding it sees) and the field of the centre unit of ``name``."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     f = fields()[name]
     size = fields()["Input"].size
     centre = (f.size - 1) // 2
     low, high = f.span(centre)
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    fig, ax = new_figure(360, 400)
     lo_view, hi_view = min(-1, low - 1), max(size, high + 1)
-    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor="#e8eefc", edgecolor="#3f51b5", lw=1.2,
+    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor=C.cell, edgecolor=C.blue, lw=1.2,
                            label=f"input {size}×{size}"))
     for t in range(size + 1):
-        ax.plot([t - 0.5, t - 0.5], [-0.5, size - 0.5], color="#c5cae9", lw=0.4)
-        ax.plot([-0.5, size - 0.5], [t - 0.5, t - 0.5], color="#c5cae9", lw=0.4)
-    ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, facecolor="#ff980055",
-                           edgecolor="#e65100", lw=2, label=f"field of unit ({centre}, {centre}): {f.r}×{f.r}"))
+        ax.plot([t - 0.5, t - 0.5], [-0.5, size - 0.5], color=C.grid, lw=0.4)
+        ax.plot([-0.5, size - 0.5], [t - 0.5, t - 0.5], color=C.grid, lw=0.4)
+    ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, facecolor=C.hi, alpha=0.6,
+                           edgecolor=C.orange, lw=2, label=f"field of unit ({centre}, {centre}): {f.r}×{f.r}"))
     c = f.centre(centre)
-    ax.plot([c], [c], marker="+", color="#b71c1c", ms=12, mew=2)
+    ax.plot([c], [c], marker="+", color=C.red, ms=12, mew=2)
     ax.set_xlim(lo_view - 0.5, hi_view + 0.5)
     ax.set_ylim(hi_view + 0.5, lo_view - 0.5)
     ax.set_aspect("equal")
     ax.set_xlabel("input column")
     ax.set_ylabel("input row")
-    ax.set_title(f"{name}: output {f.size}×{f.size}, r = {f.r}, jump = {f.j}", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8, ncol=1, frameon=False)
-    return figure_html(fig, alt=f"receptive field of {name}")
+    ax.set_title(f"{name}: output {f.size}×{f.size}, r = {f.r}, jump = {f.j}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)
+    fig.tight_layout()
+    return figure_svg(fig, f"receptive field of {name}")
 
 
 @returns_printed
@@ -160,8 +162,6 @@ def rf_section(slug: str) -> None:
 @returns_printed
 def growth_figure() -> None:
     """The field of one middle unit of every convolution and pooling output, nested, on the padded input."""
-    import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.patches import Rectangle
 
     from reference.architecture import LAYERS
@@ -173,17 +173,18 @@ def growth_figure() -> None:
     spans = {name: allf[name].span(middle[name]) for name in windows}
     low = min(lo for lo, _ in spans.values())
     high = max(hi for _, hi in spans.values())
-    fig, ax = plt.subplots(figsize=(8, 4.6))
-    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor="#e8eefc", edgecolor="#3f51b5", lw=1.5))
-    for name, colour in zip(windows, plt.cm.viridis(np.linspace(0, 0.9, len(windows)))):
+    fig, ax = new_figure(470, 560)
+    ax.add_patch(Rectangle((-0.5, -0.5), size, size, facecolor=C.cell, edgecolor=C.blue, lw=1.5))
+    colours = [C.fg, C.blue, C.green, C.orange, C.purple, C.teal, C.red, C.muted]
+    for name, colour in zip(windows, colours):
         lo, hi = spans[name]
         ax.add_patch(Rectangle((lo - 0.5, lo - 0.5), hi - lo + 1, hi - lo + 1, fill=False, edgecolor=colour, lw=2,
-                               label=f"{name}: r = {allf[name].r} (unit {middle[name]} of {allf[name].size})"))
+                               label=f"{name}: r = {allf[name].r}"))
     ax.set_xlim(low - 1.5, high + 1.5)
     ax.set_ylim(high + 1.5, low - 1.5)
     ax.set_aspect("equal")
     ax.set_xlabel("input column (0 … 31 is the image)")
     ax.set_ylabel("input row")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, columnspacing=1)
     fig.tight_layout()
-    print(figure_html(fig, "receptive fields growing layer by layer"))
+    print(figure_svg(fig, "receptive fields growing layer by layer"))

@@ -1,24 +1,22 @@
 """The small kit every build-time helper of the site uses: paths, Markdown, figures.
 
 Importing it makes the repository importable (``reference``, ``cifar_alexnet``) and selects
-matplotlib's file-only backend, so a page's ``markdown-exec`` block needs nothing but::
+matplotlib's file-only backend. The site's hook (``site_hooks.py``, named in ``mkdocs.yml``) puts
+this folder on ``sys.path`` and imports this module once per build, so a page's ``markdown-exec``
+block needs nothing but::
 
-    import sys; sys.path.insert(0, "docs/_helpers")
     import network_pages as d
 
-No MkDocs hook is involved: the same blocks run under ``mkdocs build`` and under zensical,
-which reads the same ``mkdocs.yml`` and runs no hooks. Builds run from the repository root.
-
 Conventions of the helpers: a function decorated with :func:`returns_printed` returns the
-Markdown it printed (the page's block prints it); figures are embedded as PNG data URIs
-(:func:`figure_html`), so the site needs no network and the build writes no file into ``docs/``.
+Markdown it printed (the page's block prints it); figures are inline SVG made by
+:mod:`figure_kit`, so the site needs no network and the build writes no file into ``docs/``.
 Prose, equations and captions live in the pages; the helpers compute numbers, tables, figures.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import functools
 import inspect
 import io
 import os
@@ -132,29 +130,6 @@ def source(*objects, lang: str = "python") -> str:
     return fence("\n\n\n".join(parts), lang, title=source_file_of(objects[0]))
 
 
-def figure_html(fig, alt: str, caption: str | None = None, dpi: int = 110) -> str:
-    """Embed a matplotlib figure as a PNG data URI inside a ``<figure>``; closes the figure.
-
-    Captions belong to the page (a ``{ .caption }`` paragraph after the block); ``caption`` is
-    for the few whose words are computed (a run's name), with `code` spans rendered as code.
-    """
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return png_html(buf.getvalue(), alt, caption)
-
-
-def png_html(png: bytes, alt: str, caption: str | None = None) -> str:
-    """A ``<figure>`` holding PNG bytes as a data URI (the site loads nothing from elsewhere)."""
-    data = base64.b64encode(png).decode("ascii")
-    cap = ""
-    if caption:
-        cap = "<figcaption>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", caption) + "</figcaption>"
-    return f'<figure class="generated" markdown="0"><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
-
-
 def md_table(header: list[str], rows: list[list], align: str | None = None) -> str:
     """A Markdown table; ``align`` is one character per column: l, r or c."""
     align = align or "l" * len(header)
@@ -163,6 +138,43 @@ def md_table(header: list[str], rows: list[list], align: str | None = None) -> s
              "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# what several pages compute from: the initial model and the sample images as a batch
+# --------------------------------------------------------------------------------------
+
+
+def initial_model():
+    """A copy of ``cifar_alexnet.model.AlexNet`` as initialised with seed 0 (the network is built once per build).
+
+    Each call returns its own copy, so a page may train it, change its dtype or its mode
+    without changing what another page sees.
+    """
+    import copy
+
+    return copy.deepcopy(_initial_model())
+
+
+@functools.lru_cache(maxsize=None)
+def _initial_model():
+    import torch
+
+    from cifar_alexnet.model import AlexNet
+
+    torch.manual_seed(0)
+    return AlexNet()
+
+
+@functools.lru_cache(maxsize=None)
+def sample_batch():
+    """The committed sample images as one float32 batch (N, 3, 32, 32), normalised per channel with their own statistics."""
+    import numpy as np
+
+    with np.load(SAMPLES) as z:
+        images = z["images"].astype(np.float32) / 255.0  # (N, 32, 32, 3), real CIFAR-10 images
+    mean, std = images.mean(axis=(0, 1, 2)), images.std(axis=(0, 1, 2))
+    return np.ascontiguousarray(((images - mean) / std).transpose(0, 3, 1, 2))
 
 
 # --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from runs_table import RUNS_DIR, meta_field, percent, recorded_runs, run_config
-from site_kit import DOCS_DIR, REPO_ROOT, fence, figure_html, indent, md_table, png_html, returns_printed
+from figure_kit import C, figure_svg, new_figure
+from site_kit import DOCS_DIR, REPO_ROOT, fence, indent, md_table, returns_printed
 
 
 RESULTS_DIRS = (DOCS_DIR / "results", REPO_ROOT / "bench" / "results")
@@ -51,10 +52,6 @@ def recipe_table() -> None:
 @returns_printed
 def runs_section() -> None:
     """Metadata and curves of each recorded run, or a plain statement that there is none."""
-    import tempfile
-
-    from cifar_alexnet.training.curves import plot_history
-
     runs = recorded_runs()
     if not runs:
         print("No measured run has been recorded in this repository yet (`docs/runs/` holds none), so this "
@@ -64,19 +61,39 @@ def runs_section() -> None:
         print(f'\n### Run `{name}` {{ #run-{name} }}\n')
         print(md_table(["field of meta.json", "value"], [[f"`{k}`", _code(v if not isinstance(v, (dict, list)) else repr(v))]
                                                       for k, v in meta.items()], "ll"))
-        with tempfile.TemporaryDirectory() as tmp:
-            png = plot_history(history, Path(tmp) / "curves.png", compare_original=True, title=name)
-            print()
-            print(png_html(Path(png).read_bytes(), f"curves of {name}", (
-                f"Run {name}: accuracy and loss per epoch (`cifar_alexnet.training.curves.plot_history`); circles: the "
-                "write-up's published accuracies (official CIFAR-10).")))
+        print()
+        print(run_curves(name, history))
+
+
+def run_curves(name: str, history: list[dict]) -> str:
+    """Accuracy and loss per epoch of a recorded run, with the write-up's published accuracies as markers."""
+    from cifar_alexnet.training.curves import ORIGINAL_PUBLISHED_ACCURACY
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_acc, ax_loss) = new_figure(470, 560, nrows=2, sharex=True)
+    ax_acc.plot(epochs, [percent(r["train_acc"]) for r in history], color=C.blue, label="train (running, augmented)")
+    ax_acc.plot(epochs, [percent(r["test_acc"]) for r in history], color=C.orange, label="test")
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], color=C.blue)
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], color=C.orange)
+    published = sorted(e for e in ORIGINAL_PUBLISHED_ACCURACY if e <= max(epochs))
+    if published:
+        ax_acc.plot(published, [ORIGINAL_PUBLISHED_ACCURACY[e][1] for e in published], "s", mfc="none", ms=8,
+                    color=C.fg, label="write-up: test (published)")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_xlabel("epoch")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.5)
+    ax_acc.legend(loc="upper center", bbox_to_anchor=(0.5, 1.02 + 0.09 * (2 + bool(published))), ncol=1)
+    fig.tight_layout()
+    return figure_svg(fig, f"curves of {name}", (
+        f"Run {name}: accuracy (top) and loss (bottom) per epoch, from its `history.json`"
+        + ("; squares: the write-up's published test accuracies (official CIFAR-10)." if published else ".")))
 
 
 @returns_printed
 def original_log_section() -> None:
     """The transcribed log as a table and a figure; checked against plots.ORIGINAL_PUBLISHED_ACCURACY."""
-    import matplotlib.pyplot as plt
-
     import original_log
     from cifar_alexnet.training.curves import ORIGINAL_PUBLISHED_ACCURACY
 
@@ -84,16 +101,16 @@ def original_log_section() -> None:
     ours = {r["epoch"]: (r["eval_train_acc"], r["test_acc"]) for r in rows}
     if ours != dict(ORIGINAL_PUBLISHED_ACCURACY):
         raise ValueError("docs: the transcribed log disagrees with cifar_alexnet.training.curves.ORIGINAL_PUBLISHED_ACCURACY")
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = new_figure(470, 330)
     epochs = [r["epoch"] for r in rows]
-    ax.plot(epochs, [r["eval_train_acc"] for r in rows], "o-", label='"train" (eval mode, augmented images)')
-    ax.plot(epochs, [r["test_acc"] for r in rows], "s-", label="test")
+    ax.plot(epochs, [r["eval_train_acc"] for r in rows], "o-", color=C.blue, label='"train" (eval mode, augmented)')
+    ax.plot(epochs, [r["test_acc"] for r in rows], "s-", color=C.orange, label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("The write-up's log (official CIFAR-10), transcribed", fontsize=10)
-    print(figure_html(fig, "the original log"))
+    ax.grid(alpha=0.5)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    print(figure_svg(fig, "the original log"))
     print()
     best = original_log.best(rows)
     table = [[r["epoch"], f"{r['eval_train_acc']:.2f}", f"**{r['test_acc']:.2f}**" if r is best else
@@ -103,9 +120,18 @@ def original_log_section() -> None:
 
 
 def _code(value) -> str:
-    """A table cell showing ``value`` as code; an empty value as a dash (no empty code span)."""
-    text = str(value)
+    """A table cell showing ``value`` as code; an empty value as a dash (no empty code span).
+
+    Absolute paths of the machine a run was recorded on (``--out /work/runs/NAME``) are shown
+    with their folder as ``<dir>``: they name a place on that machine, not one the reader has.
+    """
+    text = without_machine_paths(str(value))
     return f"`{text}`" if text else "–"
+
+
+def without_machine_paths(text: str) -> str:
+    """``/work/runs/name`` -> ``<dir>/name``: every absolute path keeps its last part only."""
+    return re.sub(r"(?<![\w.~:/-])/(?:[\w.-]+/)+(?=[\w.-])", "<dir>/", text)
 
 
 def _flatten(value, prefix=""):

@@ -32,10 +32,25 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def _python_of(path: Path) -> str:
+    """A Python file's text, or the Python code blocks of a Markdown page (other lines blanked, so lines match)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".md":
+        return text
+    lines, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            inside = line.startswith("```python") and not inside
+            lines.append("")
+        else:
+            lines.append(line if inside else "")
+    return "\n".join(lines)
+
+
 def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
     """``(line, module, names)`` of every import of the package in ``path``, in function bodies too."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(_python_of(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cifar_alexnet":
             found.append((node.lineno, node.module, [alias.name for alias in node.names]))
         elif isinstance(node, ast.Import):
@@ -121,9 +136,12 @@ def test_every_public_name_is_exported_only_by_the_module_that_defines_it():
 
 @pytest.mark.parametrize("folder", ["cifar_alexnet", "tests", "bench", "examples", "docs", "scripts"])
 def test_every_import_names_the_module_that_defines_the_name(folder):
-    """One import path per name: ``from cifar_alexnet.X import y`` only where X defines y (or y is a submodule)."""
+    """One import path per name: ``from cifar_alexnet.X import y`` only where X defines y (or y is a submodule).
+
+    Markdown pages count too: the code blocks the site runs and the ones it shows.
+    """
     wrong = []
-    for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+    for path in sorted([*(REPO_ROOT / folder).rglob("*.py"), *(REPO_ROOT / folder).rglob("*.md")]):
         for line, module, names in _imports(path):
             if module not in MODULES:
                 wrong.append(f"{path.relative_to(REPO_ROOT)}:{line}: no module {module}")

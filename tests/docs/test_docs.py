@@ -323,10 +323,9 @@ def test_no_request_or_link_to_a_code_host(site):
     assert not offenders, "\n".join(offenders[:20])
 
 
-def test_pages_need_no_mkdocs_hook():
-    """zensical runs no MkDocs hooks: the configuration has none, so the strict build proves the pages work without."""
+def test_no_repo_url():
+    """No ``repo_url``: the theme would ask a code host's API for the repository's stars on every page."""
     config = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    assert not re.search(r"^hooks\s*:", config, re.M)
     assert not re.search(r"^repo_url\s*:", config, re.M)
 
 
@@ -348,10 +347,11 @@ def test_search_index_holds_no_latex(site):
 
 def _article_words(html_text: str) -> tuple[list[str], list[str]]:
     """(prose words, code words) of a page's article: code is what sits in <pre> blocks; math and
-    figures (scripts, images) are neither."""
+    figures (scripts, inline SVG, images) are neither."""
     match = re.search(r'<article class="md-content__inner[^"]*">(.*?)</article>', html_text, re.S)
     article = match.group(1) if match else ""
     article = re.sub(r"<script\b.*?</script>", " ", article, flags=re.S)
+    article = re.sub(r"<svg\b.*?</svg>", " ", article, flags=re.S)
     article = re.sub(r'<a class="headerlink".*?</a>', " ", article, flags=re.S)
     code = " ".join(re.findall(r"<pre\b.*?</pre>", article, re.S))
     prose = re.sub(r"<pre\b.*?</pre>", " ", article, flags=re.S)
@@ -594,13 +594,28 @@ def test_exercise_answers_are_right(site):
     assert not wrong, f"shown vs expected: {wrong}"
 
 
-def test_helpers_import_with_the_one_line_setup_alone():
-    """Each page helper imports in a fresh interpreter given only the line every exec block starts with.
+def test_pages_leave_the_import_path_to_the_hook():
+    """No page sets ``sys.path`` itself: the site's hook puts the helpers on it once per build."""
+    config = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^hooks\s*:\s*\n\s+- docs/_helpers/site_hooks\.py\s*$", config, re.M)
+    offenders = [f"{page.relative_to(REPO_ROOT)}: {code.splitlines()[0]}" for page in _markdown_pages()
+                 for info, code in _python_blocks(page.read_text(encoding="utf-8")) if "sys.path" in code]
+    assert not offenders, "blocks that set sys.path:\n" + "\n".join(offenders)
 
-    No PYTHONPATH, no hook: what a build under zensical (which runs no MkDocs hooks) provides.
+
+def test_helpers_import_after_the_hook_alone():
+    """Each page helper imports in a fresh interpreter given only what the hook's ``on_config`` sets.
+
+    No PYTHONPATH and no working directory on ``sys.path`` (the ``mkdocs`` command's situation):
+    the hook is all a plain ``mkdocs build`` in the repository root needs.
     """
-    helpers = sorted(p.stem for p in (DOCS / "_helpers").glob("*.py") if p.stem not in ("make_samples",))
-    code = 'import sys; sys.path.insert(0, "docs/_helpers")\n' + "\n".join(f"import {name}" for name in helpers)
+    helpers = sorted(p.stem for p in (DOCS / "_helpers").glob("*.py")
+                     if p.stem not in ("make_samples", "site_hooks"))
+    code = ("import importlib.util, sys\n"
+            "sys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"
+            "spec = importlib.util.spec_from_file_location('site_hooks', 'docs/_helpers/site_hooks.py')\n"
+            "hooks = importlib.util.module_from_spec(spec); spec.loader.exec_module(hooks)\n"
+            "hooks.on_config(None)\n" + "\n".join(f"import {name}" for name in helpers))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MPLBACKEND")}
     probe = "\nimport os, reference, cifar_alexnet\nprint(os.environ['MPLBACKEND'], reference.__file__, cifar_alexnet.__file__)"
     run = subprocess.run([sys.executable, "-c", code + probe], cwd=REPO_ROOT, env=env, capture_output=True,
