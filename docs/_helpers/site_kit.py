@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import inspect
 import io
 import os
@@ -191,8 +192,69 @@ def readme_setup_commands() -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------
-# the network: stages, counts, receptive fields
+# the model whose filters and activations the figures show
 # --------------------------------------------------------------------------------------
+
+#: The label of :func:`figure_model`'s weights while none trained ship with the package.
+UNTRAINED_LABEL = "untrained (seed 0)"
+
+
+def figure_model():
+    """``(model, label)``: the PyTorch model whose activations and filters the site's figures show.
+
+    The one place that decides which weights the figures use. For now: :class:`AlexNet` as
+    ``torch.manual_seed(0)`` initialises it, labelled :data:`UNTRAINED_LABEL`. Once trained
+    weights ship, this returns them with their own label, and every figure follows: the network
+    explorer's feature maps, the receptive-field explorer's effective fields, and the
+    convolution explorer, which adds the learned Conv1 filters to its choices whenever the
+    label is not :data:`UNTRAINED_LABEL`.
+
+    The model is in eval mode with its parameters frozen (figures take gradients with respect
+    to the input only); it is built once per build and shared, so callers must not change it.
+    """
+    return _figure_model()
+
+
+@functools.lru_cache(maxsize=1)
+def _figure_model():
+    import torch
+
+    from cifar_alexnet.model import AlexNet
+
+    with torch.random.fork_rng():  # the seed does not leak into other figures' random numbers
+        torch.manual_seed(0)
+        model = AlexNet()
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model, UNTRAINED_LABEL
+
+
+def figure_input(images):
+    """uint8 images ``(N, 32, 32, 3)`` as the float32 ``(N, 3, 32, 32)`` batch :func:`figure_model` expects.
+
+    Normalised with the CIFAR-10 training set's per-channel mean and standard deviation, the
+    values the original notebook printed and trained with.
+    """
+    import numpy as np
+    import torch
+
+    from cifar_alexnet.checkpoint import ORIGINAL_NOTEBOOK_META
+
+    mean = np.asarray(ORIGINAL_NOTEBOOK_META["mean"], dtype=np.float32)
+    std = np.asarray(ORIGINAL_NOTEBOOK_META["std"], dtype=np.float32)
+    x = (np.asarray(images, dtype=np.float32) / 255 - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def samples():
+    """The committed CIFAR-10 sample images: ``(images uint8 (N, 32, 32, 3), class name of each)``."""
+    import numpy as np
+
+    with np.load(SAMPLES) as data:
+        return data["images"], [str(data["classes"][label]) for label in data["labels"]]
+
+
 # --------------------------------------------------------------------------------------
 
 
