@@ -27,12 +27,14 @@ import json
 from functools import lru_cache
 
 import numpy as np
-
 from site_kit import UNTRAINED_LABEL, figure_html, figure_input, figure_model, samples
 
 # --------------------------------------------------------------------------------------
 # the container every figure shares
 # --------------------------------------------------------------------------------------
+
+#: Resolution of the static pictures, seen only without JavaScript: lower than the site's figures, to keep pages light.
+STATIC_DPI = 80
 
 
 def b64(array) -> str:
@@ -172,10 +174,11 @@ def conv_static_figure() -> str:
     fig, axes = plt.subplots(1, 4, figsize=(10, 2.9))
     for c, (ax, name, cmap) in enumerate(zip(axes, ("red", "green", "blue"), ("Reds_r", "Greens_r", "Blues_r"))):
         padded = np.pad(x[c], p, constant_values=np.nan)  # the padding drawn grey, apart from dark pixels
-        ax.imshow(padded, cmap=plt.get_cmap(cmap).with_extremes(bad="#bdbdbd"), vmin=0, vmax=255)
+        ax.imshow(padded, cmap=plt.get_cmap(cmap).with_extremes(bad="#bdbdbd"), vmin=0, vmax=255,
+                  interpolation="nearest")
         ax.set_title(f"{name}, zero-padded by {p}", fontsize=9)
     top = np.abs(y).max()
-    axes[3].imshow(y, cmap="RdBu_r", vmin=-top, vmax=top)
+    axes[3].imshow(y, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
     axes[3].set_title(f"output {y.shape[0]}×{y.shape[1]}: y[{i},{j}] = {y[i, j]:g}", fontsize=9)
     for ax in axes[:3]:
         ax.add_patch(Rectangle((j * s - 0.5, i * s - 0.5), k, k, fill=False, edgecolor="#ff6d00", lw=2))
@@ -184,7 +187,8 @@ def conv_static_figure() -> str:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    return figure_html(fig, f"{start['filter']} on the three channels of a sample image, padding {p}, stride {s}")
+    return figure_html(fig, dpi=STATIC_DPI,
+                       alt=f"{start['filter']} on the three channels of a sample image, padding {p}, stride {s}")
 
 
 def conv_explorer() -> str:
@@ -213,22 +217,27 @@ def upstream_gradient(shape) -> np.ndarray:
 
 
 def conv5_map() -> tuple[np.ndarray, str]:
-    """One channel of Conv5's output (after BatchNorm and ReLU), 9×9, rounded to 2 decimals, and its words.
+    """One channel of Conv5's output (after BatchNorm and ReLU), 9×9, and its words.
 
     The channel whose share of zeros is nearest one half: windows of zeros tie, others do not.
+    Rounded so that its largest value keeps three significant digits (at most four decimals):
+    rounding more would make ties that the network's values do not have.
     """
-    images, classes = samples()
+    _, classes = samples()
     maps = stage_outputs()[(POOL_IMAGE, "Conv5")]
     zero_share = (maps == 0).mean(axis=(1, 2))
     channel = int(np.argmin(np.abs(zero_share - 0.5)))
+    values = maps[channel].astype(np.float64)
+    top = float(values.max())
+    decimals = 2 if top <= 0 else int(np.clip(2 - np.floor(np.log10(top)), 1, 4))
     _, label = figure_model()
-    return np.round(maps[channel].astype(np.float64), 2), (f"Conv5 channel {channel} of a {classes[POOL_IMAGE]} "
-                                                           f"(9×9, weights {label})")
+    return np.round(values, decimals), f"Conv5 channel {channel} of a {classes[POOL_IMAGE]} (9×9, weights {label})"
 
 
 @lru_cache(maxsize=None)
 def pool_data() -> dict:
     from lesson_pool import DOUT, X
+
     from reference.pool import maxpool2d_backward, maxpool2d_forward
 
     ties = np.random.default_rng(POOL_TIES_SEED).integers(0, POOL_TIES_HIGH, (POOL_TIES_SIZE, POOL_TIES_SIZE))
@@ -255,8 +264,10 @@ def pool_data() -> dict:
                           "dx": dx.ravel().tolist()})
         inputs.append({"name": name, "height": x.shape[0], "width": x.shape[1], "x": x.ravel().tolist(),
                        "cases": cases})
+    kernel, stride, _ = POOL_WINDOWS[POOL_START["window"]]
+    start = {**POOL_START, "cell": first_tie(named[POOL_START["input"]][1], kernel, stride)}
     return {"inputs": inputs, "windows": [{"kernel": k, "stride": s, "name": words} for k, s, words in POOL_WINDOWS],
-            "start": {**POOL_START, "cell": first_tie(named[POOL_START["input"]][1], *POOL_WINDOWS[POOL_START["window"]][:2])}}
+            "start": start}
 
 
 def first_tie(x: np.ndarray, kernel: int, stride: int) -> list[int]:
@@ -275,9 +286,8 @@ def first_tie(x: np.ndarray, kernel: int, stride: int) -> list[int]:
 def pool_static_figure() -> str:
     """The first view as a picture: x with the window and its winner, y, dL/dy and dL/dx."""
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     from lesson_kit import draw_grid
+    from matplotlib.patches import Rectangle
 
     data = pool_data()
     spec, window = data["inputs"][POOL_START["input"]], data["windows"][POOL_START["window"]]
@@ -300,7 +310,8 @@ def pool_static_figure() -> str:
     ax.set_ylim(-x.shape[0] - 0.3, 1.0)
     ax.set_aspect("equal")
     ax.axis("off")
-    return figure_html(fig, f"max-pool, {window['name']}, forward and backward on a {n}×{n} input with ties")
+    return figure_html(fig, dpi=STATIC_DPI,
+                       alt=f"max-pool, {window['name']}, forward and backward on a {n}×{n} input with ties")
 
 
 def pool_explorer() -> str:
@@ -322,7 +333,7 @@ NETWORK_STAGES = (
     ("Conv4", "Conv4 + BN + ReLU", ("Conv4", "BN4", "ReLU4")),
     ("Conv5", "Conv5 + BN + ReLU", ("Conv5", "BN5", "ReLU5")),
     ("Pool3", "max-pool 3×3, stride 2", ("Pool3",)),
-    ("Flatten", "flatten", ("Flatten",)),
+    ("Flatten", "Pool3's maps, one after another", ("Flatten",)),
     ("FC1", "dropout + FC1 + BN + ReLU", ("Drop1", "FC1", "BN6", "ReLU6")),
     ("FC2", "dropout + FC2 + BN + ReLU", ("Drop2", "FC2", "BN7", "ReLU7")),
     ("FC3", "FC3 + BN: the ten logits", ("FC3", "BN8")),
@@ -462,8 +473,8 @@ def rf_static_figure() -> str:
     heat[erf["origin"][0]:erf["origin"][0] + erf["height"], erf["origin"][1]:erf["origin"][1] + erf["width"]] = part
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
-    axes[0].imshow(image, extent=extent)
-    axes[1].imshow(heat, cmap="magma", vmin=0, vmax=255, extent=extent)
+    axes[0].imshow(image, extent=extent, interpolation="nearest")
+    axes[1].imshow(heat, cmap="magma", vmin=0, vmax=255, extent=extent, interpolation="nearest")
     for ax, title in zip(axes, ("theoretical field on the image", "effective field |∂ unit / ∂ input|")):
         ax.add_patch(Rectangle((low - 0.5, low - 0.5), high - low + 1, high - low + 1, facecolor="#bdbdbd",
                                hatch="//", edgecolor="#9e9e9e", zorder=-1))
@@ -474,7 +485,7 @@ def rf_static_figure() -> str:
     fig.suptitle(f"{stage['name']}, unit ({i}, {j}): rows {r0}…{r1}, columns {c0}…{c1} (r = {stage['r']})",
                  fontsize=10)
     fig.tight_layout()
-    return figure_html(fig, f"receptive field of {stage['name']} unit ({i}, {j}) on a sample image")
+    return figure_html(fig, dpi=STATIC_DPI, alt=f"receptive field of {stage['name']} unit ({i}, {j}) on a sample image")
 
 
 def rf_explorer() -> str:
@@ -507,7 +518,8 @@ def network_stage_maps(index: int, stage: str) -> dict:
     if stage == "FC3":
         return {"logits": [float(f"{v:.4g}") for v in output]}
     width = 64
-    return {"vector": len(output), "height": len(output) // width, "width": width,
+    run = {"Flatten": int(np.prod(stage_outputs()[(index, "Pool3")].shape[1:]))}.get(stage)
+    return {"vector": len(output), "height": len(output) // width, "width": width, "run": run,
             "max": [float(f"{output.max():.4g}")], "data": b64(pack4(quantise(output, levels=16)))}
 
 
@@ -551,15 +563,15 @@ def network_static_figure() -> str:
         mosaic[r * (h + 2) + 1: r * (h + 2) + 1 + h, q * (w + 2) + 1: q * (w + 2) + 1 + w] = tile
     images, _ = samples()
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), gridspec_kw={"width_ratios": [1, 2.1]})
-    axes[0].imshow(images[NETWORK_IMAGES[NETWORK_START["image"]]])
+    axes[0].imshow(images[NETWORK_IMAGES[NETWORK_START["image"]]], interpolation="nearest")
     axes[0].set_title("input 3×32×32", fontsize=9)
-    axes[1].imshow(mosaic, cmap="magma", vmin=0, vmax=15)
+    axes[1].imshow(mosaic, cmap="magma", vmin=0, vmax=15, interpolation="nearest")
     axes[1].set_title(f"{stage['words']}: channels 0–{maps['channels'] - 1} of {stage['shape'][0]} "
                       f"({data['weights']})", fontsize=9)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    return figure_html(fig, f"feature maps of {stage['name']} for a sample image")
+    return figure_html(fig, dpi=STATIC_DPI, alt=f"feature maps of {stage['name']} for a sample image")
 
 
 def network_explorer() -> str:

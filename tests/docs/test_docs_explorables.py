@@ -386,7 +386,7 @@ def test_pool_worked_example_is_the_lessons(browser, base_url, pool_page):
         sys.path.remove(str(HELPERS))
     from reference.pool import maxpool2d_backward, maxpool2d_forward
 
-    _, figure, data = pool_page
+    _, figure, _ = pool_page
     choose(figure, "input", 0)
     choose(figure, "window", 0)
     set_backward(figure, True)
@@ -462,7 +462,7 @@ def test_rf_effective_fields_at_corners_and_centres(browser, base_url, rf_page):
 def test_rf_keyboard(browser, base_url, rf_page):
     from selenium.webdriver.common.keys import Keys
 
-    _, figure, data = rf_page
+    _, figure, _ = rf_page
     check_rf_unit(browser, figure, 0, 0, 0)
     grid = figure.find_element("css selector", ".xp-units svg")
     grid.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN)
@@ -536,8 +536,10 @@ def model_outputs():
     model, label = figure_model()
     images, classes = samples()
     captured, modules = {}, dict(model.named_modules())
-    hooks = [modules[layer.key].register_forward_hook(
-        lambda m, i, o, name=layer.name: captured.__setitem__(name, o.detach().clone())) for layer in LAYERS if layer.key]
+    def keep(name):
+        return lambda module, inputs, output: captured.__setitem__(name, output.detach().clone())
+
+    hooks = [modules[layer.key].register_forward_hook(keep(layer.name)) for layer in LAYERS if layer.key]
     with torch.no_grad():
         model(figure_input(images[list(explorables.NETWORK_IMAGES)]))
     for hook in hooks:

@@ -86,11 +86,12 @@
   function panel(parent, title, cols, rows, cellPx, origin) {
     var figure = el("figure", { "class": "xp-panel" }, parent);
     // a title no wider than its grid, so panels sit side by side where their grids fit
-    var caption = el("figcaption", cellPx ? { style: "max-width: " + Math.round(cols * cellPx) + "px" } : {}, figure, title);
+    var width = Math.round(cols * cellPx) + "px";
+    var caption = el("figcaption", cellPx ? { style: "max-width: " + width } : {}, figure, title);
     var x0 = origin ? origin[0] : 0, y0 = origin ? origin[1] : 0;
     var drawing = svg("svg", {
       viewBox: [x0, y0, cols, rows].join(" "),
-      style: cellPx ? "width: " + Math.round(cols * cellPx) + "px" : undefined,
+      style: cellPx ? "width: " + width : undefined,
       "class": "xp-grid",
       "aria-hidden": "true"
     }, figure);
@@ -104,7 +105,8 @@
     for (var r = 0; r < rows; r++) {
       for (var c = 0; c < cols; c++) {
         var g = svg("g", { "data-row": r, "data-col": c }, layer);
-        svg("rect", { x: x0 + c, y: y0 + r, width: 1, height: 1, "class": "xp-cell " + ((cellClass && cellClass(r, c)) || "") }, g);
+        var extra = (cellClass && cellClass(r, c)) || "";
+        svg("rect", { x: x0 + c, y: y0 + r, width: 1, height: 1, "class": "xp-cell " + extra }, g);
         svg("text", { x: x0 + c + 0.5, y: y0 + r + 0.5, "class": "xp-num" }, g, value(r, c));
       }
     }

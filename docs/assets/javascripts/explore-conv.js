@@ -18,7 +18,8 @@
     }
 
     var controls = X.el("div", { "class": "xp-controls" }, root);
-    var inputBox = X.select(controls, "input", data.inputs.map(function (i) { return i.name; }), state.input, chooseInput);
+    var inputNames = data.inputs.map(function (i) { return i.name; });
+    var inputBox = X.select(controls, "input", inputNames, state.input, chooseInput);
     var filterBox = X.el("span", {}, controls);
     var paddingBox = X.select(controls, "padding", data.paddings.map(String), data.paddings.indexOf(state.padding),
       function (k) { state.padding = data.paddings[k]; draw(); });
@@ -104,7 +105,8 @@
       view = { spec: spec, filter: filter, xpad: xpad, y: y, k: k, size: size, windows: [], inputCells: [] };
 
       spec.channels.forEach(function (name, c) {
-        var title = (spec.channels.length > 1 ? name + ", " : "x, ") + "zero-padded by " + p + " (" + padded + " \u00d7 " + padded + ")";
+        var title = (spec.channels.length > 1 ? name + ", " : "x, ") + "zero-padded by " + p +
+          " (" + padded + " \u00d7 " + padded + ")";
         var pane = X.panel(inputsRow, title, padded, padded, numbers ? 30 : 0);
         if (!numbers) pane.figure.classList.add("xp-channel-panel");
         if (numbers) {
@@ -125,7 +127,8 @@
       filter.weights.forEach(function (kernel, c) {
         var title = "w" + (spec.channels.length > 1 ? " on " + spec.channels[c] : "") + " (" + k + " \u00d7 " + k + ")";
         var labels = kernel.map(function (row) { return row.map(function (v) { return X.num(v); }); });
-        var widest = Math.max.apply(null, labels.map(function (row) { return Math.max.apply(null, row.map(function (t) { return t.length; })); }));
+        var widest = 1;
+        labels.forEach(function (row) { row.forEach(function (t) { widest = Math.max(widest, t.length); }); });
         var pane = X.panel(filterRow, title, k, k, widest > 3 ? 40 : 30);
         X.numberCells(pane.svg, k, k, function (u, v) { return labels[u][v]; }, function () { return "xp-weight"; })
           .setAttribute("font-size", fontSize(widest));
@@ -134,12 +137,13 @@
         X.el("p", { "class": "xp-note" }, filterRow, "bias b = " + X.num(filter.bias));
       }
 
-      var outTitle = "y: \u230a(" + H + " + 2\u00b7" + p + " \u2212 " + k + ") / " + s + "\u230b + 1 = " + size + " per side";
+      var outTitle = "y: \u230a(" + H + " + 2\u00b7" + p + " \u2212 " + k + ") / " + s + "\u230b + 1 = " + size +
+        " per side";
       var out = X.panel(filterRow, outTitle, size, size, numbers ? 34 : Math.max(7, 240 / size));
       out.figure.classList.add("xp-output");
       out.caption.setAttribute("data-size", size);
       if (numbers) {
-        X.numberCells(out.svg, size, size, function (i, j) { return X.num(y[i][j]); }, function () { return "xp-out"; });
+        X.numberCells(out.svg, size, size, function (i, j) { return X.num(y[i][j]); });
       } else {
         var top = 0;
         y.forEach(function (row) { row.forEach(function (v) { top = Math.max(top, Math.abs(v)); }); });

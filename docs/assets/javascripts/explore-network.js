@@ -87,7 +87,8 @@
       X.clear(maps);
       var image = data.images[state.image];
       if (!stage.maps) {
-        X.el("p", { "class": "xp-maps-title" }, maps, "The input: the " + image.name + " itself, 3 \u00d7 32 \u00d7 32.");
+        X.el("p", { "class": "xp-maps-title" }, maps, "The input: the " + image.name + " itself, " +
+          X.shape(stage.shape) + ".");
         var tile = X.el("figure", { "class": "xp-map xp-map-large" }, maps);
         var picture = X.svg("svg", { viewBox: "0 0 32 32", "aria-hidden": "true" }, tile);
         var pixels = X.bytes(image.pixels);
@@ -97,7 +98,9 @@
       var m = stage.maps[state.image];
       if (m.logits) return logits(m.logits, image.name);
       var title = m.vector
-        ? "The " + X.count(m.vector) + " values of " + stage.name + " for the " + image.name + ", in rows of " + m.width +
+        ? "The " + X.count(m.vector) + " values of " + stage.name + " for the " + image.name +
+          ", in rows of " + m.width +
+          (m.run ? " (each run of " + m.run + " is one channel's map)" : "") +
           ", scaled to their maximum (weights: " + data.weights + "):"
         : "Channels 0\u2013" + (m.channels - 1) + " of " + stage.shape[0] + " for the " + image.name +
           ", each scaled to its own maximum (weights: " + data.weights + "):";
@@ -117,8 +120,8 @@
     }
 
     function logits(values, imageName) {
-      X.el("p", { "class": "xp-maps-title" }, maps, "The ten logits for the " + imageName + " (weights: " + data.weights +
-        "); softmax turns the largest into the most probable class:");
+      X.el("p", { "class": "xp-maps-title" }, maps, "The " + values.length + " logits for the " + imageName +
+        " (weights: " + data.weights + "); softmax turns the largest into the most probable class:");
       var top = Math.max.apply(null, values.map(Math.abs)) || 1;
       var list = X.el("div", { "class": "xp-logits" }, maps);
       values.forEach(function (v, k) {

@@ -8,7 +8,8 @@
   var X = window.Explorables;
 
   function build(root, data) {
-    var state = { input: data.start.input, window: data.start.window, cell: data.start.cell, backward: data.start.backward };
+    var start = data.start;
+    var state = { input: start.input, window: start.window, cell: start.cell, backward: start.backward };
     var controls = X.el("div", { "class": "xp-controls" }, root);
     X.select(controls, "input", data.inputs.map(function (i) { return i.name; }), state.input, function (k) {
       state.input = k;
@@ -17,7 +18,7 @@
       draw();
     });
     var windowSlot = X.el("span", {}, controls);
-    var toggle = X.el("button", { type: "button", "class": "xp-toggle md-button", "aria-pressed": String(state.backward) },
+    var toggle = X.el("button", { type: "button", "class": "xp-toggle", "aria-pressed": String(state.backward) },
       controls, "backward pass");
     toggle.addEventListener("click", function () {
       state.backward = !state.backward;
@@ -45,7 +46,8 @@
       var widest = labelWidth(values);
       var pane = X.panel(grids, title, cols, rows, widest > 3 ? 38 : 30);
       pane.svg.setAttribute("data-grid", name);
-      var cells = X.numberCells(pane.svg, rows, cols, function (r, c) { return X.num(values[r * cols + c]); }, cellClass);
+      var cells = X.numberCells(pane.svg, rows, cols, function (r, c) { return X.num(values[r * cols + c]); },
+        cellClass);
       cells.setAttribute("font-size", String(Math.min(0.42, 0.95 / (0.58 * widest))));
       return { pane: pane, cells: cells };
     }
@@ -104,14 +106,17 @@
           var r = Number(g.getAttribute("data-row")), c = Number(g.getAttribute("data-col"));
           var isWinner = r === winner[0] && c === winner[1];
           g.firstChild.classList.toggle("xp-winner", isWinner);
-          g.firstChild.classList.toggle("xp-tie", !isWinner && ties.some(function (t) { return t[0] === r && t[1] === c; }) && layer === view.input.cells);
+          var tied = ties.some(function (t) { return t[0] === r && t[1] === c; });
+          g.firstChild.classList.toggle("xp-tie", !isWinner && tied && layer === view.input.cells);
         });
       });
 
       X.clear(readout);
       var line = X.el("p", {}, readout);
-      line.appendChild(document.createTextNode("y[" + i + ", " + j + "] = max(" + inWindow.join(", ") + ") = " + X.num(cs.y[n]) + ", the value at "));
-      X.el("span", { "class": "xp-winner-name", "data-row": winner[0], "data-col": winner[1] }, line, at(winner[0], winner[1]));
+      line.appendChild(document.createTextNode("y[" + i + ", " + j + "] = max(" + inWindow.join(", ") + ") = " +
+        X.num(cs.y[n]) + ", the value at "));
+      X.el("span", { "class": "xp-winner-name", "data-row": winner[0], "data-col": winner[1] }, line,
+        at(winner[0], winner[1]));
       line.appendChild(document.createTextNode("."));
       if (ties.length > 1) {
         X.el("p", { "class": "xp-ties" }, readout, "The maximum " + X.num(cs.y[n]) + " appears " + ties.length +
@@ -129,7 +134,8 @@
           " only; the other " + (k * k - 1) + " inputs of the window get nothing from it. dL/dx[" + winner[0] + ", " +
           winner[1] + "] = " + (sources.length > 1 ? sources.join(" + ") + " = " : ""));
         X.el("output", { "class": "xp-result" }, back, X.num(total));
-        back.appendChild(document.createTextNode(sources.length > 1 ? " (it wins " + sources.length + " windows)." : "."));
+        var wins = sources.length > 1 ? " (it wins " + sources.length + " windows)." : ".";
+        back.appendChild(document.createTextNode(wins));
       }
     }
 

@@ -62,9 +62,12 @@
         return [pixels[i], pixels[size * size + i], pixels[2 * size * size + i]];
       });
       var effective = plane("effective field, |\u2202 unit / \u2202 input| (" + data.weights + ")");
-      X.svg("rect", { x: 0, y: 0, width: size, height: size, fill: "rgb(" + heat(0).slice(0, 3).join(",") + ")" }, effective.svg);
+      var dark = "rgb(" + heat(0).slice(0, 3).join(",") + ")"; // no gradient: the colour map's zero
+      X.svg("rect", { x: 0, y: 0, width: size, height: size, fill: dark }, effective.svg);
       var heatLayer = X.svg("g", {}, effective.svg);
-      var fields = [theory, effective].map(function (pane) { return X.svg("rect", { "class": "xp-field" }, pane.svg); });
+      var fields = [theory, effective].map(function (pane) {
+        return X.svg("rect", { "class": "xp-field" }, pane.svg);
+      });
       view = { stage: stage, chosen: chosen, fields: fields, heatLayer: heatLayer };
       X.picker(units.svg, n, n, "units of " + stage.name, show).set(unit[0], unit[1]);
     }
@@ -93,7 +96,8 @@
       var total = (rows[1] - rows[0] + 1) * (cols[1] - cols[0] + 1), inside = inRows * inCols;
       X.clear(readout);
       var p = X.el("p", { "class": "xp-field-text" }, readout);
-      p.appendChild(document.createTextNode(stage.name + ", unit (" + i + ", " + j + "): its field covers input rows "));
+      p.appendChild(document.createTextNode(stage.name + ", unit (" + i + ", " + j + "): " +
+        "its field covers input rows "));
       X.el("span", { "class": "xp-rows" }, p, X.num(rows[0]) + " \u2026 " + X.num(rows[1]));
       p.appendChild(document.createTextNode(" and columns "));
       X.el("span", { "class": "xp-cols" }, p, X.num(cols[0]) + " \u2026 " + X.num(cols[1]));
@@ -109,7 +113,8 @@
       } else {
         var sp = effective.support;
         e.appendChild(document.createTextNode("Its gradient is non-zero on rows "));
-        X.el("span", { "class": "xp-support" }, e, sp[0] + " \u2026 " + sp[1] + ", columns " + sp[2] + " \u2026 " + sp[3]);
+        X.el("span", { "class": "xp-support" }, e,
+          sp[0] + " \u2026 " + sp[1] + ", columns " + sp[2] + " \u2026 " + sp[3]);
         e.appendChild(document.createTextNode(", inside its theoretical field."));
       }
     }
