@@ -651,3 +651,52 @@ def test_with_javascript_the_static_figure_is_replaced(browser, base_url):
         figure = open_figure(browser, base_url, kind)
         assert not figure.find_element("css selector", ".explorable-static").is_displayed()
         assert figure.find_element("css selector", ".explorable-live").is_displayed()
+
+
+# ----------------------------------------------------------------------------- without a browser
+
+
+@pytest.mark.parametrize("kind", list(PAGES))
+def test_each_page_holds_its_figure_and_a_static_picture(site, kind):
+    """In the built HTML: the figure's data, a PNG picture shown until a script replaces it, the caption after it."""
+    out, result, _ = site
+    assert result.returncode == 0, "the site did not build"
+    page = (out / PAGES[kind] / "index.html").read_text(encoding="utf-8")
+    match = re.search(rf'<div class="explorable" data-explorable="{kind}"[^>]*>(.*?)</div></div>\s*<p class="caption">',
+                      page, re.S)
+    assert match, f"{PAGES[kind]}: no explorable figure '{kind}' followed by its caption"
+    inner = match.group(1)
+    data = re.search(r'<script type="application/json" class="explorable-data">(.*?)</script>', inner, re.S)
+    assert data and json.loads(data.group(1))
+    assert re.search(r'<div class="explorable-static"><figure class="generated"[^>]*><img alt="[^"]+" '
+                     r'src="data:image/png;base64,', inner)
+
+
+@pytest.fixture(scope="module")
+def explorables():
+    """docs/_helpers/explorables.py, with its folder on sys.path while the tests use it (it imports lazily)."""
+    sys.path.insert(0, str(HELPERS))
+    try:
+        import explorables
+
+        yield explorables
+    finally:
+        sys.path.remove(str(HELPERS))
+
+
+def test_learned_conv1_filters_join_the_choices_once_trained(explorables, monkeypatch):
+    """The hook for shipped weights: any label other than the untrained one adds Conv1's filters to the choices."""
+    model, label = explorables.figure_model()
+    assert label == explorables.UNTRAINED_LABEL
+    hand_made = explorables.conv_filters(3)
+    assert len(hand_made) == len(explorables.CONV_KERNELS)
+    monkeypatch.setattr(explorables, "figure_model", lambda: (model, "run 7, best epoch"))
+    offered = explorables.conv_filters(3)
+    learned = offered[len(hand_made):]
+    assert len(learned) == explorables.LEARNED_CONV1_FILTERS
+    weight = model.features[0].weight.detach().double().numpy()
+    for f, filt in enumerate(learned):
+        assert "run 7, best epoch" in filt["name"]
+        np.testing.assert_allclose(filt["weights"], weight[f], atol=5e-4)  # rounded to 3 decimals
+        assert filt["bias"] == pytest.approx(float(model.features[0].bias[f]), abs=5e-4)
+    assert len(explorables.conv_filters(1)) == len(explorables.CONV_KERNELS) + 1  # the worked example's own
