@@ -398,12 +398,17 @@ def erf_units(n: int) -> list[int]:
     return sorted({0, (n - 1) // 2, n - 1})
 
 
-def effective_fields(stage: str) -> dict:
-    """``{(i, j): |d(sum over channels of stage's output at (i, j)) / d input|, summed over colours (32, 32)}``.
+@lru_cache(maxsize=None)
+def effective_fields() -> dict:
+    """``{stage: {(i, j): |d(sum over channels of the stage's output at (i, j)) / d input|, (32, 32)}}``.
 
-    For the units :func:`erf_units` picks, on sample :data:`RF_IMAGE`, with autograd on the
-    eval-mode :func:`site_kit.figure_model` up to the end of ``stage`` (after BatchNorm and
-    ReLU for a convolution).
+    The gradient is summed over the three colours. For the units :func:`erf_units` picks in each
+    stage of :data:`RF_STAGES`, on sample :data:`RF_IMAGE`, with autograd on the eval-mode
+    :func:`site_kit.figure_model` (a convolution's stage ends after its BatchNorm and ReLU).
+
+    One forward pass serves every stage: a batch of one copy of the image per unit of the 3×3
+    choice goes through the convolutional part once, and each stage's gradients are taken from
+    that one graph.
     """
     import torch
 
@@ -411,18 +416,25 @@ def effective_fields(stage: str) -> dict:
 
     model, _ = figure_model()
     images, _ = samples()
-    last = next(names[-1] for name, _, names in NETWORK_STAGES if name == stage)
-    stop = int(layer(last).key.split(".")[1]) + 1
-    body = model.features[:stop]
-    x = figure_input(images[[RF_IMAGE]])
-    n = body(x).shape[-1]
-    units = [(i, j) for i in erf_units(n) for j in erf_units(n)]
-    batch = x.repeat(len(units), 1, 1, 1).requires_grad_(True)
-    out = body(batch)
-    picked = out[torch.arange(len(units)), :, [i for i, _ in units], [j for _, j in units]]  # (units, channels)
-    picked.sum().backward()
-    gradient = batch.grad.abs().sum(1).numpy()
-    return {unit: gradient[b].astype(np.float64) for b, unit in enumerate(units)}
+    ends = {int(layer(names[-1]).key.split(".")[1]): name for name, _, names in NETWORK_STAGES if name in RF_STAGES}
+    batch = figure_input(images[[RF_IMAGE]]).repeat(9, 1, 1, 1).requires_grad_(True)
+    outputs, h = {}, batch
+    for index, module in enumerate(model.features[: max(ends) + 1]):
+        h = module(h)
+        if index in ends:
+            outputs[ends[index]] = h
+    fields = {}
+    for stage in RF_STAGES:
+        out = outputs[stage]
+        units = [(i, j) for i in erf_units(out.shape[-1]) for j in erf_units(out.shape[-1])]
+        if len(units) != len(batch):
+            raise ValueError(f"{stage}: {len(units)} units for a batch of {len(batch)} copies")
+        rows, cols = [i for i, _ in units], [j for _, j in units]
+        picked = out[torch.arange(len(units)), :, rows, cols]  # (units, channels)
+        (gradient,) = torch.autograd.grad(picked.sum(), batch, retain_graph=True)
+        magnitude = gradient.abs().sum(1).numpy()
+        fields[stage] = {unit: magnitude[b].astype(np.float64) for b, unit in enumerate(units)}
+    return fields
 
 
 @lru_cache(maxsize=None)
@@ -437,7 +449,7 @@ def rf_data() -> dict:
         f = fields[name]
         spans = [list(f.span(i)) for i in range(f.size)]
         erfs = []
-        for (i, j), gradient in effective_fields(name).items():
+        for (i, j), gradient in effective_fields()[name].items():
             (r0, r1), (c0, c1) = spans[i], spans[j]
             rows, cols = slice(max(r0, 0), min(r1, size - 1) + 1), slice(max(c0, 0), min(c1, size - 1) + 1)
             nonzero = np.argwhere(gradient > 0)
