@@ -98,19 +98,29 @@
     return { figure: figure, caption: caption, svg: drawing };
   }
 
-  // Cells of a grid of numbers, each an SVG rect and text with data-row / data-col.
+  // Cells of a grid of numbers, each an SVG rect and text with data-row / data-col; value(r, c)
+  // gives the text. The font shrinks so that the longest text fits its cell.
   function numberCells(drawing, rows, cols, value, cellClass, origin) {
     var x0 = origin ? origin[0] : 0, y0 = origin ? origin[1] : 0;
     var layer = svg("g", {}, drawing);
+    var widest = 1;
     for (var r = 0; r < rows; r++) {
       for (var c = 0; c < cols; c++) {
         var g = svg("g", { "data-row": r, "data-col": c }, layer);
         var extra = (cellClass && cellClass(r, c)) || "";
+        var text = value(r, c);
+        widest = Math.max(widest, text.length);
         svg("rect", { x: x0 + c, y: y0 + r, width: 1, height: 1, "class": "xp-cell " + extra }, g);
-        svg("text", { x: x0 + c + 0.5, y: y0 + r + 0.5, "class": "xp-num" }, g, value(r, c));
+        svg("text", { x: x0 + c + 0.5, y: y0 + r + 0.5, "class": "xp-num" }, g, text);
       }
     }
+    layer.setAttribute("font-size", String(Math.min(0.42, 0.9 / (0.6 * widest)))); // a digit is about 0.6 em wide
     return layer;
+  }
+
+  // How wide (in pixels) a cell should be to hold numbers of up to `chars` characters.
+  function cellWidth(chars) {
+    return chars > 4 ? 40 : chars > 3 ? 36 : 30;
   }
 
   // An outline of whole cells, drawn just inside their border so it is never clipped.
@@ -246,7 +256,7 @@
 
   window.Explorables = {
     register: register, el: el, svg: svg, clear: clear, select: select, panel: panel, numberCells: numberCells,
-    outline: outline, pixelImage: pixelImage, picker: picker, num: num, count: count, shape: shape,
+    cellWidth: cellWidth, outline: outline, pixelImage: pixelImage, picker: picker, num: num, count: count, shape: shape,
     bytes: bytes, nibbles: nibbles, colourMap: colourMap, MINUS: MINUS
   };
 

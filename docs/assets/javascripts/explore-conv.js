@@ -129,9 +129,8 @@
         var labels = kernel.map(function (row) { return row.map(function (v) { return X.num(v); }); });
         var widest = 1;
         labels.forEach(function (row) { row.forEach(function (t) { widest = Math.max(widest, t.length); }); });
-        var pane = X.panel(filterRow, title, k, k, widest > 3 ? 40 : 30);
-        X.numberCells(pane.svg, k, k, function (u, v) { return labels[u][v]; }, function () { return "xp-weight"; })
-          .setAttribute("font-size", fontSize(widest));
+        var pane = X.panel(filterRow, title, k, k, X.cellWidth(widest));
+        X.numberCells(pane.svg, k, k, function (u, v) { return labels[u][v]; }, function () { return "xp-weight"; });
       });
       if (filter.bias !== 0 || spec.channels.length > 1) {
         X.el("p", { "class": "xp-note" }, filterRow, "bias b = " + X.num(filter.bias));
@@ -155,10 +154,6 @@
       var pick = X.picker(out.svg, size, size, "output map y, " + size + " by " + size, show);
       var cell = state.cell || [Math.floor((size - 1) / 2), Math.floor((size - 1) / 2)];
       pick.set(Math.min(cell[0], size - 1), Math.min(cell[1], size - 1));
-    }
-
-    function fontSize(widest) {
-      return String(Math.min(0.42, 0.95 / (0.58 * Math.max(widest, 1))));
     }
 
     // The window of output (i, j) on every channel, and its sum written out.

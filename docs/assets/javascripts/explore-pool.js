@@ -44,11 +44,10 @@
 
     function grid(title, name, rows, cols, values, cellClass) {
       var widest = labelWidth(values);
-      var pane = X.panel(grids, title, cols, rows, widest > 3 ? 38 : 30);
+      var pane = X.panel(grids, title, cols, rows, X.cellWidth(widest));
       pane.svg.setAttribute("data-grid", name);
       var cells = X.numberCells(pane.svg, rows, cols, function (r, c) { return X.num(values[r * cols + c]); },
         cellClass);
-      cells.setAttribute("font-size", String(Math.min(0.42, 0.95 / (0.58 * widest))));
       return { pane: pane, cells: cells };
     }
 
