@@ -165,6 +165,7 @@ def conv_case(input_index: int, filter_name: str, padding: int, stride: int):
 def conv_static_figure() -> str:
     """The first view as a picture: the padded channels with the window, and the output map."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
     from matplotlib.patches import Rectangle
 
     start = CONV_START
@@ -172,10 +173,11 @@ def conv_static_figure() -> str:
     p, s, (i, j) = start["padding"], start["stride"], start["cell"]
     k = len(filt["weights"][0])
     fig, axes = plt.subplots(1, 4, figsize=(10, 2.9))
-    for c, (ax, name, cmap) in enumerate(zip(axes, ("red", "green", "blue"), ("Reds_r", "Greens_r", "Blues_r"))):
-        padded = np.pad(x[c], p, constant_values=np.nan)  # the padding drawn grey, apart from dark pixels
-        ax.imshow(padded, cmap=plt.get_cmap(cmap).with_extremes(bad="#bdbdbd"), vmin=0, vmax=255,
-                  interpolation="nearest")
+    for c, (ax, name) in enumerate(zip(axes, ("red", "green", "blue"))):
+        # each channel from black to its full colour, as the interactive figure draws it; the padding grey
+        shades = LinearSegmentedColormap.from_list(name, ["black", name]).with_extremes(bad="#bdbdbd")
+        padded = np.pad(x[c], p, constant_values=np.nan)
+        ax.imshow(padded, cmap=shades, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"{name}, zero-padded by {p}", fontsize=9)
     top = np.abs(y).max()
     axes[3].imshow(y, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
