@@ -56,11 +56,11 @@ def colormap(name: str) -> str:
 def explorable_html(kind: str, data: dict, static_figure: str, label: str) -> str:
     """The figure's container: its data for the script, and the picture a reader without JavaScript sees.
 
-    ``label`` names the interactive figure for screen readers. ``<`` is escaped in the JSON, so
-    no string in the data can end the ``<script>`` element early.
+    ``label`` names the interactive figure for screen readers (the script puts it on the figure it
+    builds). ``<`` is escaped in the JSON, so no string in the data can end the ``<script>`` element early.
     """
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
-    return (f'<div class="explorable" data-explorable="{kind}" aria-label="{label}" markdown="0">'
+    return (f'<div class="explorable" data-explorable="{kind}" data-label="{label}" markdown="0">'
             f'<script type="application/json" class="explorable-data">{text}</script>'
             f'<div class="explorable-static">{static_figure}</div></div>')
 

@@ -39,8 +39,9 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--hide-scrollbars")
 #: A figure draws its cells in a fraction of a second; waits are for a loaded machine.
 WAIT_S = 20
-#: Browser examples per hypothesis test: each costs a few interactions (tens of milliseconds each).
-EXAMPLES = settings(max_examples=10, deadline=None, derandomize=True,
+#: Browser examples per hypothesis test (the rest of the settings is the profile's, see tests/conftest.py):
+#: each example is a few interactions of tens of milliseconds.
+EXAMPLES = settings(max_examples=10, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MINUS = "\u2212"
 

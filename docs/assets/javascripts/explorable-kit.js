@@ -24,7 +24,8 @@
       var build = builders[box.getAttribute("data-explorable")];
       if (!build || box.hasAttribute("data-ready")) return;
       var data = JSON.parse(box.querySelector("script.explorable-data").textContent);
-      var live = el("div", { "class": "explorable-live", role: "group", "aria-label": box.getAttribute("aria-label") });
+      var label = box.getAttribute("data-label");
+      var live = el("div", { "class": "explorable-live", role: "group", "aria-label": label });
       box.appendChild(live);
       try {
         build(live, data);

@@ -29,8 +29,10 @@
     var view = null;
 
     // The input plane from `low` to `high` in both directions: padding hatched, the image on top.
-    function plane(title) {
-      var pane = X.panel(row, title, span, span, 3.4, [low, low]);
+    // The two planes stay side by side down to a phone's width (the stylesheet sizes them).
+    function plane(parent, title) {
+      var pane = X.panel(parent, title, span, span, 0, [low, low]);
+      pane.figure.classList.add("xp-plane");
       var id = "xp-hatch-" + (++patterns);
       var pattern = X.svg("pattern", { id: id, width: 2, height: 2, patternUnits: "userSpaceOnUse",
         patternTransform: "rotate(45)" }, X.svg("defs", {}, pane.svg));
@@ -57,11 +59,12 @@
       });
       var chosen = X.outline(units.svg, 0, 0, 1, 1, "xp-chosen");
 
-      var theory = plane("theoretical field on the " + data.imageName);
+      var planes = X.el("div", { "class": "xp-planes" }, row);
+      var theory = plane(planes, "theoretical field on the " + data.imageName);
       X.pixelImage(theory.svg, size, size, function (i) {
         return [pixels[i], pixels[size * size + i], pixels[2 * size * size + i]];
       });
-      var effective = plane("effective field, |\u2202 unit / \u2202 input| (" + data.weights + ")");
+      var effective = plane(planes, "effective field, |\u2202 unit / \u2202 input| (" + data.weights + ")");
       var dark = "rgb(" + heat(0).slice(0, 3).join(",") + ")"; // no gradient: the colour map's zero
       X.svg("rect", { x: 0, y: 0, width: size, height: size, fill: dark }, effective.svg);
       var heatLayer = X.svg("g", {}, effective.svg);
