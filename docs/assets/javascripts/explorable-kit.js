@@ -257,8 +257,8 @@
 
   window.Explorables = {
     register: register, el: el, svg: svg, clear: clear, select: select, panel: panel, numberCells: numberCells,
-    cellWidth: cellWidth, outline: outline, pixelImage: pixelImage, picker: picker, num: num, count: count, shape: shape,
-    bytes: bytes, nibbles: nibbles, colourMap: colourMap, MINUS: MINUS
+    cellWidth: cellWidth, outline: outline, pixelImage: pixelImage, picker: picker, num: num, count: count,
+    shape: shape, bytes: bytes, nibbles: nibbles, colourMap: colourMap, MINUS: MINUS
   };
 
   // The figure scripts come after this one; all have registered by DOMContentLoaded. With
