@@ -27,6 +27,7 @@ import json
 from functools import lru_cache
 
 import numpy as np
+
 from site_kit import UNTRAINED_LABEL, figure_html, figure_input, figure_model, samples
 
 # --------------------------------------------------------------------------------------
@@ -72,6 +73,11 @@ def quantise(values, top: float | None = None, levels: int = 256) -> np.ndarray:
     if top <= 0:
         return np.zeros(values.shape, np.uint8)
     return np.round(np.clip(values / top, 0, 1) * (levels - 1)).astype(np.uint8)
+
+
+def dims(shape) -> str:
+    """``(9, 9) -> '9×9'``: a size as the figures' menus write it."""
+    return "×".join(str(n) for n in shape)
 
 
 def pack4(levels) -> np.ndarray:
@@ -135,14 +141,17 @@ def conv_data() -> dict:
     from lesson_conv import PADDING, STRIDE, X
 
     images, classes = samples()
-    inputs = [{"name": "the worked example (4×4, one channel)", "channels": ["x"], "height": 4, "width": 4,
-               "values": X.astype(int).ravel().tolist(), "filters": conv_filters(1),
+    height, width = X.shape
+    inputs = [{"name": f"the worked example ({dims(X.shape)}, one channel)", "channels": ["x"], "height": height,
+               "width": width, "values": X.astype(int).ravel().tolist(), "filters": conv_filters(1),
                "first": {"filter": 0, "padding": PADDING, "stride": STRIDE, "cell": [1, 1]}}]
     for index in CONV_IMAGES:
         chw = images[index].transpose(2, 0, 1)
+        channels, height, width = chw.shape
         article = "an" if classes[index][0] in "aeiou" else "a"
-        inputs.append({"name": f"{article} {classes[index]} (32×32, red, green, blue)", "channels": ["R", "G", "B"],
-                       "height": 32, "width": 32, "pixels": b64(chw), "filters": conv_filters(3)})
+        inputs.append({"name": f"{article} {classes[index]} ({dims((height, width))}, red, green, blue)",
+                       "channels": ["R", "G", "B"], "height": height, "width": width, "pixels": b64(chw),
+                       "filters": conv_filters(channels)})
     return {"inputs": inputs, "paddings": list(CONV_PADDINGS), "strides": list(CONV_STRIDES),
             "start": CONV_START, "diverging": colormap("RdBu_r")}
 
@@ -155,7 +164,8 @@ def conv_case(input_index: int, filter_name: str, padding: int, stride: int):
     if "values" in spec:
         x = np.asarray(spec["values"], np.float64).reshape(1, spec["height"], spec["width"])
     else:
-        x = np.frombuffer(base64.b64decode(spec["pixels"]), np.uint8).reshape(3, 32, 32).astype(np.float64)
+        shape = (len(spec["channels"]), spec["height"], spec["width"])
+        x = np.frombuffer(base64.b64decode(spec["pixels"]), np.uint8).reshape(shape).astype(np.float64)
     filt = next(f for f in spec["filters"] if f["name"] == filter_name)
     w = np.asarray(filt["weights"], np.float64)[None]
     y, _ = conv2d_forward(x[None], w, np.array([filt["bias"]]), stride=stride, padding=padding)
@@ -219,7 +229,7 @@ def upstream_gradient(shape) -> np.ndarray:
 
 
 def conv5_map() -> tuple[np.ndarray, str]:
-    """One channel of Conv5's output (after BatchNorm and ReLU), 9×9, and its words.
+    """One channel of Conv5's output (after BatchNorm and ReLU) for sample POOL_IMAGE, and its words.
 
     The channel whose share of zeros is nearest one half: windows of zeros tie, others do not.
     Rounded so that its largest value keeps three significant digits (at most four decimals):
@@ -233,7 +243,8 @@ def conv5_map() -> tuple[np.ndarray, str]:
     top = float(values.max())
     decimals = 2 if top <= 0 else int(np.clip(2 - np.floor(np.log10(top)), 1, 4))
     _, label = figure_model()
-    return np.round(values, decimals), f"Conv5 channel {channel} of a {classes[POOL_IMAGE]} (9×9, weights {label})"
+    words = f"Conv5 channel {channel} of a {classes[POOL_IMAGE]} ({dims(values.shape)}, weights {label})"
+    return np.round(values, decimals), words
 
 
 @lru_cache(maxsize=None)
@@ -244,8 +255,9 @@ def pool_data() -> dict:
 
     ties = np.random.default_rng(POOL_TIES_SEED).integers(0, POOL_TIES_HIGH, (POOL_TIES_SIZE, POOL_TIES_SIZE))
     feature_map, feature_words = conv5_map()
-    named = [("the worked example (4×4)", X), (f"small integers with ties ({POOL_TIES_SIZE}×{POOL_TIES_SIZE})",
-                                                ties.astype(np.float64)), (feature_words, feature_map)]
+    named = [(f"the worked example ({dims(X.shape)})", X),
+             (f"small integers with ties ({dims(ties.shape)})", ties.astype(np.float64)),
+             (feature_words, feature_map)]
     if not np.array_equal(upstream_gradient(DOUT.shape), DOUT):
         raise ValueError("the max-pool explorer's upstream gradient no longer matches the lesson's worked example")
     inputs = []
@@ -578,7 +590,7 @@ def network_static_figure() -> str:
     images, _ = samples()
     fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), gridspec_kw={"width_ratios": [1, 2.1]})
     axes[0].imshow(images[NETWORK_IMAGES[NETWORK_START["image"]]], interpolation="nearest")
-    axes[0].set_title("input 3×32×32", fontsize=9)
+    axes[0].set_title(f"input {dims(data['stages'][0]['shape'])}", fontsize=9)
     axes[1].imshow(mosaic, cmap="magma", vmin=0, vmax=15, interpolation="nearest")
     axes[1].set_title(f"{stage['words']}: channels 0–{maps['channels'] - 1} of {stage['shape'][0]} "
                       f"({data['weights']})", fontsize=9)
