@@ -15,6 +15,7 @@ Prose, equations and captions live in the pages; the helpers compute numbers, ta
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import inspect
@@ -130,6 +131,29 @@ def source(*objects, lang: str = "python") -> str:
     return fence("\n\n\n".join(parts), lang, title=source_file_of(objects[0]))
 
 
+def figure_html(fig, alt: str, caption: str | None = None, dpi: int = 110) -> str:
+    """A matplotlib figure as a PNG data URI inside a ``<figure class="static-fallback">``; closes the figure.
+
+    Only for the picture an explorable figure shows while JavaScript is off; the site's own
+    figures are SVG with real text (:mod:`figure_kit`, ``class="generated"``).
+    """
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return png_html(buf.getvalue(), alt, caption, css_class="static-fallback")
+
+
+def png_html(png: bytes, alt: str, caption: str | None = None, css_class: str = "generated") -> str:
+    """A ``<figure>`` holding PNG bytes as a data URI (the site loads nothing from elsewhere)."""
+    data = base64.b64encode(png).decode("ascii")
+    cap = ""
+    if caption:
+        cap = "<figcaption>" + re.sub(r"`([^`]+)`", r"<code>\1</code>", caption) + "</figcaption>"
+    return f'<figure class="{css_class}" markdown="0"><img alt="{alt}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
 def md_table(header: list[str], rows: list[list], align: str | None = None) -> str:
     """A Markdown table; ``align`` is one character per column: l, r or c."""
     align = align or "l" * len(header)
@@ -203,8 +227,60 @@ def readme_setup_commands() -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------
-# the network: stages, counts, receptive fields
+# the model whose filters and activations the figures show
 # --------------------------------------------------------------------------------------
+
+#: The label of :func:`figure_model`'s weights while none trained ship with the package.
+UNTRAINED_LABEL = "untrained (seed 0)"
+
+
+def figure_model():
+    """``(model, label)``: the PyTorch model whose activations and filters the site's figures show.
+
+    The one place that decides which weights the figures use: the trained weights that ship
+    with the package (:data:`cifar_alexnet.weights.AlexNetWeights.DEFAULT`), labelled with the
+    recipe, the epoch and the test accuracy they record. Every figure follows: the network
+    explorer's feature maps, the receptive-field explorer's effective fields, the convolution
+    explorer's learned Conv1 filters and the "what the network learned" page.
+
+    The model is in eval mode with its parameters frozen (figures take gradients with respect
+    to the input only); it is built once per build and shared, so callers must not change it.
+    """
+    return _figure_model()
+
+
+@functools.lru_cache(maxsize=1)
+def _figure_model():
+    from cifar_alexnet.weights import AlexNetWeights, alexnet
+
+    weights = AlexNetWeights.DEFAULT
+    model = alexnet(weights=weights)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    meta = weights.meta
+    return model, (f"trained: the original recipe, epoch {meta['epoch']} of {meta['epochs_of_run']} "
+                   f"({meta['test_acc']:.2f} % test accuracy, JPEG copy)")
+
+
+def figure_input(images):
+    """uint8 images ``(N, 32, 32, 3)`` as the float32 ``(N, 3, 32, 32)`` batch :func:`figure_model` expects.
+
+    Normalised as the shipped weights were trained: with the per-channel mean and standard
+    deviation of their training set (``AlexNetWeights.DEFAULT.transforms()``).
+    """
+    from cifar_alexnet.weights import AlexNetWeights
+
+    return AlexNetWeights.DEFAULT.transforms()(images)
+
+
+def samples():
+    """The committed CIFAR-10 sample images: ``(images uint8 (N, 32, 32, 3), class name of each)``."""
+    import numpy as np
+
+    with np.load(SAMPLES) as data:
+        return data["images"], [str(data["classes"][label]) for label in data["labels"]]
+
+
 # --------------------------------------------------------------------------------------
 
 
