@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from cifar_alexnet.errors import DataError, OptionsError, OutputPathError
 from cifar_alexnet.inference.evaluate import EvalResult, evaluate_model
 from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.runtime.device import select_device
+from cifar_alexnet.weights import shipped_checkpoint
 
 __all__ = ["format_report", "plot_confusion_matrix", "add_arguments", "run"]
 
@@ -90,9 +92,9 @@ def plot_confusion_matrix(result: EvalResult, path: str | Path, *, title: str = 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cifar-alexnet evaluate``."""
-    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
+    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR", nargs="?", default=None,
                         help="a .safetensors checkpoint, a run directory (uses best.safetensors), or the "
-                             "original notebook's .pth state_dict")
+                             "original notebook's .pth state_dict; none: the weights that ship with the package")
     parser.add_argument("--data", default=None,
                         help="CIFAR-10 location, as for `cifar-alexnet train --data`; None: $CIFAR_ALEXNET_DATA or ./data")
     parser.add_argument("--download", action="store_true", help="download the official archive if missing")
@@ -119,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         _check_writable(args.out)
     device = select_device(args.device)
+    if args.checkpoint is None:
+        args.checkpoint, note = shipped_checkpoint()
+        print(note, file=sys.stderr)
     model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
     _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir, verify=not args.no_verify)
     if tuple(test.classes) != meta.classes:

@@ -5,6 +5,7 @@ Reading and classifying: :mod:`cifar_alexnet.inference.predict` (its image-size 
 
 Command line::
 
+    cifar-alexnet predict docs/assets/samples/cat.png       # the weights that ship with the package
     cifar-alexnet predict runs/fast-0001 cat.png ship.jpg --top-k 3
     cifar-alexnet predict best.safetensors photo.jpg --resize --json
 """
@@ -22,18 +23,22 @@ from cifar_alexnet.checkpoints.format import model_from_checkpoint
 from cifar_alexnet.errors import CifarAlexnetError, OptionsError
 from cifar_alexnet.inference.predict import load_image, predict_probabilities, top_k
 from cifar_alexnet.runtime.device import select_device
+from cifar_alexnet.weights import shipped_checkpoint
 
-__all__ = ["BATCH", "add_arguments", "run"]
+__all__ = ["BATCH", "CHECKPOINT_SUFFIXES", "add_arguments", "run", "split_checkpoint"]
 
 #: Images read and classified at a time.
 BATCH = 256
+#: File endings of checkpoints, which predict's first argument may be.
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cifar-alexnet predict``."""
-    parser.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
-                        help="a .safetensors checkpoint, a run directory, or the original notebook's .pth")
-    parser.add_argument("images", metavar="IMAGE", nargs="+", type=Path, help="image files, 32x32 RGB")
+    parser.usage = "%(prog)s [-h] [--top-k TOP_K] [--resize] [--device DEVICE] [--json] [CHECKPOINT] IMAGE [IMAGE ...]"
+    parser.add_argument("paths", metavar="[CHECKPOINT] IMAGE", nargs="+", type=Path,
+                        help="image files, 32x32 RGB; first, optionally, a checkpoint: a .safetensors or .pth file, "
+                             "or a run directory (without one: the weights that ship with the package)")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to list per image")
     parser.add_argument("--resize", action="store_true",
                         help="accept images of other sizes: centre-crop to a square and resize to 32x32")
@@ -50,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.top_k < 1:
         raise OptionsError("--top-k must be at least 1")
-    model, meta = model_from_checkpoint(args.checkpoint, map_location=select_device(args.device))
+    checkpoint, args.images = split_checkpoint(args.paths)
+    if checkpoint is None:
+        checkpoint, note = shipped_checkpoint()
+        print(note, file=sys.stderr)
+    model, meta = model_from_checkpoint(checkpoint, map_location=select_device(args.device))
     records = []  # the JSON output, one per image in the order given
     for start in range(0, len(args.images), BATCH):
         for record in _classify(model, meta, args.images[start:start + BATCH], args.resize, args.top_k):
@@ -67,6 +76,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {failed} of {len(args.images)} image(s) could not be classified (see above)", file=sys.stderr)
         return 2
     return 0
+
+
+def split_checkpoint(paths: list[Path]) -> tuple[Path | None, list[Path]]:
+    """``(checkpoint or None, images)``: the first path is a checkpoint if it is a run directory or a
+    ``.safetensors``/``.pth`` file (an image is never either)."""
+    first = paths[0]
+    if first.is_dir() or first.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if len(paths) == 1:
+            raise OptionsError(f"{first} is a checkpoint; name the image files to classify after it")
+        return first, paths[1:]
+    return None, paths
 
 
 def _classify(model, meta, paths: list[Path], resize: bool, k: int) -> list[dict]:

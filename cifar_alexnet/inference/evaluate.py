@@ -85,7 +85,9 @@ def normalize_uint8_images(images, mean: Sequence[float], std: Sequence[float]) 
     ``x = (pixel / 255 - mean[c]) / std[c]`` per channel: :func:`cifar_alexnet.data.device_loader.normalize`,
     the same float operations as torchvision's ``ToTensor`` + ``Normalize``.
     """
-    images = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+        images = torch.from_numpy(images if images.flags.writeable else images.copy())  # torch wants writable memory
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 images of shape (N, H, W, 3); got {tuple(images.shape)} {images.dtype}")
     mean_t, std_t = (torch.tensor(v, dtype=torch.float32, device=images.device) for v in (mean, std))

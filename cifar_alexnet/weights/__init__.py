@@ -35,7 +35,7 @@ from cifar_alexnet.errors import DataError, MissingFileError, OptionsError
 from cifar_alexnet.inference.evaluate import normalize_uint8_images
 from cifar_alexnet.model import AlexNet
 
-__all__ = ["AlexNetWeights", "Preprocess", "alexnet"]
+__all__ = ["AlexNetWeights", "Preprocess", "alexnet", "shipped_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class Preprocess:
 
     def __call__(self, images) -> torch.Tensor:
         if not isinstance(images, (np.ndarray, torch.Tensor)):  # PIL images
-            images = np.stack([np.asarray(image.convert("RGB"), dtype=np.uint8)
+            images = np.stack([np.array(image.convert("RGB"), dtype=np.uint8)
                                for image in (images if isinstance(images, (list, tuple)) else [images])])
         if images.ndim == 3:
             images = images[None]
@@ -148,3 +148,12 @@ def alexnet(*, weights: AlexNetWeights | str | None = None, device: str | torch.
         return AlexNet().to(device)
     model, _ = model_from_checkpoint(AlexNetWeights.resolve(weights).path, map_location=device)
     return model
+
+
+def shipped_checkpoint() -> tuple[Path, str]:
+    """The file of :attr:`AlexNetWeights.DEFAULT` and the line a command prints when it uses them."""
+    weights = AlexNetWeights.DEFAULT
+    meta = weights.meta
+    return weights.path, (f"no checkpoint given: using the shipped weights {weights.name} (the {meta['recipe']} "
+                          f"recipe, epoch {meta['epoch']} of {meta['epochs_of_run']}, {meta['test_acc']:.2f} % "
+                          f"on the {meta['data']} test set)")
