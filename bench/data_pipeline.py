@@ -3,8 +3,8 @@
 Both sides produce the same thing -- shuffled batches of augmented (crop, flip, grayscale),
 normalised float32 images on ``--device`` -- from the same uint8 images, in one run:
 
-* ``torchvision``: the original notebook's pipeline: :class:`cifar_alexnet.data.cifar10.TorchvisionDataset`
-  with :func:`cifar_alexnet.data.cifar10.original_train_transform` in a ``DataLoader`` with
+* ``torchvision``: the original notebook's pipeline: :class:`cifar_alexnet.data.torchvision_pipeline.TorchvisionDataset`
+  with :func:`cifar_alexnet.data.torchvision_pipeline.original_train_transform` in a ``DataLoader`` with
   ``--workers`` worker processes (default: the number of CPUs this process may use), batches
   moved to the device;
 * ``device``: :class:`cifar_alexnet.data.device_loader.DeviceLoader` on the device.

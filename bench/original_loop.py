@@ -96,7 +96,7 @@ def make_original_loaders(train, test, mean: Sequence[float], std: Sequence[floa
     """The notebook's two DataLoaders, over ``cifar_alexnet.data.cifar10`` ArrayDatasets instead of torchvision's CIFAR10.
 
     Args:
-        train, test: :class:`cifar_alexnet.data.cifar10.ArrayDataset` (uint8 NHWC images).
+        train, test: :class:`cifar_alexnet.data.arrays.ArrayDataset` (uint8 NHWC images).
         mean, std: per-channel normalisation in [0, 1] units.
         batch_size: 512 in the original.
         num_workers: 4 in the original.

@@ -1,6 +1,6 @@
 """Train the modified AlexNet with the original 2020 recipe (Adam 1e-3, batch 512, 100 epochs).
 
-The same as ``cifar-alexnet train``, from Python: build a :class:`~cifar_alexnet.training.loop.TrainConfig`
+The same as ``cifar-alexnet train``, from Python: build a :class:`~cifar_alexnet.training.config.TrainConfig`
 from the ``original`` recipe, call :func:`~cifar_alexnet.training.loop.train`, read the run directory.
 
 Usage::

@@ -13,7 +13,7 @@ What the batched pipeline computes, for each image and with the original's proba
    uniform on ``0..8``, of the 40x40 zero-padded image (``RandomCrop(32, padding=4)``);
 2. **horizontal flip** with probability 0.5 (``RandomHorizontalFlip()``);
 3. ``ColorJitter()`` is **left out**: without arguments it changes nothing (see
-   :func:`cifar_alexnet.data.cifar10.original_train_transform`);
+   :func:`cifar_alexnet.data.torchvision_pipeline.original_train_transform`);
 4. **grayscale** with probability 0.3 (``RandomGrayscale(p=0.3)``): ITU-R 601-2 luma
    ``L = 0.299 R + 0.587 G + 0.114 B``, rounded as PIL rounds it, copied to all three channels;
 5. ``uint8 -> float32``, divide by 255, subtract the mean, divide by the std -- the same

@@ -5,7 +5,7 @@ batch file's byte count from the tar header or from ``stat``, an image's width a
 from its header (Pillow's ``Image.open`` reads only the header; the pixels are decoded by
 ``load()``), an archive's uncompressed length while it is being decompressed. So a small
 ``.tar.gz`` that inflates to gigabytes, or a PNG of 144 megapixels, is refused after reading
-a few hundred bytes of it, with a :class:`~cifar_alexnet.data.arrays.DataError` that names
+a few hundred bytes of it, with a :class:`~cifar_alexnet.errors.DataError` that names
 the file, the member and the limit.
 
 The bounds leave a wide margin over real CIFAR-10 (numbers from the JPEG copy of

@@ -43,7 +43,7 @@ def sample_grid() -> None:
 def augmentation_steps():
     """The random augmentations of the original training transform, each made to always fire.
 
-    Taken from :func:`cifar_alexnet.data.cifar10.original_train_transform` (so the page shows the
+    Taken from :func:`cifar_alexnet.data.torchvision_pipeline.original_train_transform` (so the page shows the
     pipeline the trainer uses), without ``ToTensor``/``Normalize``. A step with a probability
     ``p`` is copied with ``p = 1`` so its effect is visible on every image; the real ``p``
     is returned beside it.

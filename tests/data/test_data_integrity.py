@@ -16,7 +16,7 @@ command line, ``cifar-alexnet train``. The damage is what storage and transfers 
 
 The property: every call returns arrays equal to those of the undamaged archive (some
 damage is harmless: a flip in the gzip header's time stamp, zeros appended) or raises
-:class:`~cifar_alexnet.data.arrays.DataError` -- never another exception, never other
+:class:`~cifar_alexnet.errors.DataError` -- never another exception, never other
 data. Through the CLI: exit 0 only when the damaged file loads exactly, otherwise exit 2 and
 one ``error:`` line naming the file, never a traceback.
 
