@@ -104,6 +104,31 @@ def published_vs_reproduced() -> None:
                     "final-epoch test acc.", "test-time aug."], rows, "lllllrrrl"))
 
 
+def original_reproduction() -> tuple[str, dict, list[dict]] | None:
+    """The longest recorded run of the original recipe on the whole training set: ``(name, meta, history)``."""
+    runs = [(name, meta, history) for name, meta, history in recorded_runs()
+            if run_config(name)["recipe"] == "original" and run_config(name).get("limit_train") is None]
+    return max(runs, key=lambda run: len(run[2]), default=None)
+
+
+def reproduction_sentence() -> str:
+    """The original recipe as this package ran it, against the write-up: epochs run, final and best accuracy."""
+    log = original_log.parse_log()
+    best = original_log.best(log)
+    run = original_reproduction()
+    write_up = (f"the write-up's {best['test_acc']:.2f} % best (epoch {best['epoch']}) and "
+                f"{log[-1]['test_acc']:.2f} % final ({WRITE_UP['data']}, GPU, float32)")
+    if run is None:
+        return f"No run of the original recipe is recorded yet; compare with {write_up}."
+    name, meta, history = run
+    top = max(history, key=lambda r: r["test_acc"])
+    return (f"This package's run of the original recipe, `{name}`, has completed **{len(history)} of its "
+            f"{planned_epochs(run_config(name))} epochs**: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
+            f"after its last epoch**, {percent(top['test_acc']):.2f} % at its best (epoch {top['epoch']}, chosen on "
+            f"the test set, so optimistic), on the {_data(meta)} with {_precision(run_config(name))}; against "
+            f"{write_up}.")
+
+
 @returns_printed
 def headline() -> None:
     """One line for the home page: the best final-epoch accuracy of a complete run, and the write-up's."""
@@ -112,6 +137,7 @@ def headline() -> None:
     complete = [(name, meta, history) for name, meta, history in recorded_runs() if is_complete(name, history)]
     write_up = (f"the 2020 write-up reported {best['test_acc']:.2f} % at its best epoch and "
                 f"{log[-1]['test_acc']:.2f} % at its last ({WRITE_UP['data']}, GPU)")
+    print(reproduction_sentence() + " See [Training](training.md#the-original-recipe-reproduced).\n")
     if not complete:
         print(f"No complete run of this package is recorded yet; {write_up}.")
         return

@@ -92,6 +92,31 @@ def run_curves(name: str, history: list[dict]) -> str:
 
 
 @returns_printed
+def reproduction_section() -> None:
+    """The original recipe's run beside the write-up's log: a sentence and test accuracy per epoch, curve over curve."""
+    import original_log
+    from runs_table import original_reproduction, reproduction_sentence
+
+    print(reproduction_sentence() + "\n")
+    run = original_reproduction()
+    if run is None:
+        return
+    name, _, history = run
+    log = original_log.parse_log()
+    fig, ax = new_figure(470, 330)
+    ax.plot([r["epoch"] for r in history], [percent(r["test_acc"]) for r in history], color=C.orange,
+            label=f"this package, {name} (JPEG copy)")
+    ax.plot([r["epoch"] for r in log], [r["test_acc"] for r in log], "s-", mfc="none", ms=7, color=C.fg,
+            label="the write-up (official data, every 5th epoch)")
+    ax.set_xlim(0, 101)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.5)
+    ax.legend(loc="lower right")
+    print(figure_svg(fig, "test accuracy per epoch: this package's run of the original recipe and the write-up's log"))
+
+
+@returns_printed
 def original_log_section() -> None:
     """The transcribed log as a table and a figure; checked against plots.ORIGINAL_PUBLISHED_ACCURACY."""
     import original_log

@@ -132,9 +132,9 @@ def test_a_shortened_member_list_is_refused(tmp_path, kind, damage):
 @pytest.mark.parametrize("kind", ["image folder", "official"])
 @pytest.mark.parametrize("appended, expected", [
     (b"garbage", r"corrupt or truncated archive \(BadGzipFile: Not a gzipped file"),
-    (gzip.compress(b"more data"), r"data after the end-of-archive marker \(first non-zero byte at [\d,]+"),
+    (gzip.compress(b"more data", mtime=0), r"data after the end-of-archive marker \(first non-zero byte at [\d,]+"),
     (bytes(100), None),  # gzip allows zero padding after its trailer: the data is unchanged
-])
+], ids=["garbage", "a second gzip stream", "zero padding"])  # fixed ids: pytest-xdist's workers must agree
 def test_data_after_the_gzip_stream(tmp_path, kind, appended, expected):
     written, _ = _small_archive(tmp_path, kind)
     gz = written.path.read_bytes()
