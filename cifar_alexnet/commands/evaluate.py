@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from cifar_alexnet.checkpoints.format import model_from_checkpoint
 from cifar_alexnet.data.cifar10 import class_balanced_subset, load_cifar10
-from cifar_alexnet.errors import DataError, OptionsError, OutputPathError
+from cifar_alexnet.errors import DataError, OptionsError
 from cifar_alexnet.inference.evaluate import EvalResult, evaluate_model
 from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.runtime.device import select_device
+from cifar_alexnet.runtime.paths import output_file
 
 __all__ = ["format_report", "plot_confusion_matrix", "add_arguments", "run"]
 
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.limit_test is not None and args.limit_test < 1):
         raise OptionsError("--batch-size and --limit-test must be positive")
     if args.out is not None:
-        _check_writable(args.out)
+        output_file(args.out, "--out")  # refused before the evaluation, not after it
     device = select_device(args.device)
     model, meta = model_from_checkpoint(args.checkpoint, map_location=device)
     _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir, verify=not args.no_verify)
@@ -140,13 +140,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nconfusion matrix written to {args.out}")
     return 0
 
-
-def _check_writable(path: Path) -> None:
-    """Refuse an output path whose folder is missing, not a folder, or not writable, before any work."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise OutputPathError(f"--out {path}: {folder} is not an existing folder; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise OutputPathError(f"--out {path}: cannot write in {folder}; choose another path")
-    if Path(path).is_dir():
-        raise OutputPathError(f"--out {path}: is a folder; give a file name ending in .png")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
+import stat
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -28,6 +30,7 @@ from cifar_alexnet.checkpoints.meta import CheckpointMeta, MidEpoch, RunState
 from cifar_alexnet.errors import CifarAlexnetError, MissingFileError, RunDirError
 from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text, remove_leftover_temp_files
 from cifar_alexnet.runtime.dir_lock import LOCK_NAME, DirLock
+from cifar_alexnet.runtime.paths import file_kind
 from cifar_alexnet.runtime.distributed import DistContext, all_reduce_max
 from cifar_alexnet.runtime.random_state import capture_rng_state
 from cifar_alexnet.training.curves import plot_history
@@ -100,7 +103,9 @@ def _claim_here(run_dir: Path, resume: bool) -> tuple[DirLock, bool]:
     if not resume:
         blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
         if blocking is not None:
-            raise RunDirError(f"--out {run_dir}: {blocking} is a file, not a directory; choose another --out")
+            mode = os.stat(blocking).st_mode
+            kind = "a file" if stat.S_ISREG(mode) else file_kind(mode)
+            raise RunDirError(f"--out {run_dir}: {blocking} is {kind}, not a directory; choose another --out")
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             run_dir.mkdir()
