@@ -235,7 +235,9 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
 
     PIL releases the GIL while it decodes, so threads use all cores. The chunks' results are
     collected in order, so the error raised for a bad input is always that of the first bad
-    file in sorted order, however the threads were scheduled.
+    file in sorted order, however the threads were scheduled. When anything stops the decode
+    -- a bad file, Ctrl-C, SIGTERM -- the chunks not yet started are cancelled, so the error
+    (or the interruption) takes effect after the running chunks, not after all of them.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -254,10 +256,14 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
     # Pillow warns (DecompressionBombWarning) when it opens an image of more than about 89
     # megapixels; as an error, _decode_image turns it into a DataError instead of a stray
     # warning. The filter is process-wide, so it is set here, around all the threads.
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, min(workers, 8))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, 8)))
+    with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        for finished in pool.map(decode_chunk, range(0, len(files), chunk)):  # re-raises in chunk order
-            pass
+        try:
+            for future in [pool.submit(decode_chunk, start) for start in range(0, len(files), chunk)]:
+                future.result()  # re-raises in chunk order
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return images
 
 
