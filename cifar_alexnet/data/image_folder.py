@@ -50,8 +50,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from cifar_alexnet.data.arrays import IMAGE_SHAPE, ArrayDataset, describe_exception
-from cifar_alexnet.errors import DataError
-from cifar_alexnet.errors import DiskFullError
+from cifar_alexnet.errors import DataError, DiskFullError, OutputPathError
 from cifar_alexnet.data.checked_tar import read_tarball
 from cifar_alexnet.data.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
 from cifar_alexnet.runtime.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
@@ -385,6 +384,7 @@ def _write_cache_or_warn(cache_path: Path, train: ArrayDataset, test: ArrayDatas
     except DiskFullError:  # like every other write: one clear error, nothing partial left
         raise
     except OSError as exc:  # read-only, no permission, a file where the folder should be: go on uncached
-        print(f"warning: cannot write the decode cache {cache_path} ({describe_exception(exc.__cause__ or exc)}); "
-              "continuing without it, so the next run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) "
-              "to a writable directory.", file=sys.stderr, flush=True)
+        why = str(exc) if isinstance(exc, OutputPathError) else describe_exception(exc.__cause__ or exc)
+        print(f"warning: cannot write the decode cache {cache_path} ({why}); continuing without it, so the next "
+              "run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) to a writable directory.",
+              file=sys.stderr, flush=True)
