@@ -61,6 +61,7 @@ from cifar_alexnet.checkpoints.safe_load import check_state_dict_matches
 from cifar_alexnet.errors import CheckpointError, MissingFileError
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.runtime.atomic import atomic_path
+from cifar_alexnet.runtime.limits import MAX_CLASSES, MIN_CLASSES
 
 __all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "Checkpoint", "load_checkpoint", "model_from_checkpoint",
            "resolve_checkpoint_path", "save_checkpoint", "unwrap_model"]
@@ -198,8 +199,9 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: CheckpointM
         The path written.
 
     Raises:
-        CheckpointError: the class names do not match the model's outputs, or ``meta`` holds
-            values JSON cannot store. The previous file at ``path`` (if any) is left untouched.
+        CheckpointError: the class names do not match the model's outputs, their number is
+            outside what a checkpoint may hold (``MIN_CLASSES``..``MAX_CLASSES``), or ``meta``
+            holds values JSON cannot store. The previous file at ``path`` (if any) is left untouched.
     """
     path = Path(path)
     plain = unwrap_model(model)
@@ -207,6 +209,10 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: CheckpointM
     if arch is not None and len(meta.classes) != arch.num_classes:
         raise CheckpointError(f"save_checkpoint({path}): {len(meta.classes)} class names for a model with "
                               f"num_classes={arch.num_classes}")
+    if arch is not None and not MIN_CLASSES <= arch.num_classes <= MAX_CLASSES:  # the reader's bounds (meta.py)
+        raise CheckpointError(f"save_checkpoint({path}): num_classes={arch.num_classes} is outside "
+                              f"{MIN_CLASSES}..{MAX_CLASSES} (cifar_alexnet/runtime/limits.py), so the checkpoint "
+                              "could not be read back; nothing was written")
     meta = replace(meta, arch=arch, format_version=CHECKPOINT_FORMAT_VERSION, package_version=_package_version(),
                    torch_version=torch.__version__)
     tensors = {f"model.{key}": _cpu_copy(value) for key, value in plain.state_dict().items()}

@@ -19,8 +19,8 @@ Where and under which name (see :func:`cache_file_for`)::
     <cache dir>/<input name up to its first dot>-<first 16 hex digits of a key>-v<format version>.npz
 
 The key is the archive's SHA-256 for a tarball (a content key: it survives moves and
-copies), and for an unpacked folder a hash of every file's relative path, size and
-modification time, so any change to the input gives a new name and a fresh decode. The
+copies), and for an unpacked folder a hash of every listed image file's relative path, size
+and modification time, so any change to the input gives a new name and a fresh decode. The
 cache directory is :func:`default_cache_dir` unless one is passed. A cache is written
 atomically (an interrupted write leaves no file); one that cannot be read, for whatever
 reason, is treated as absent, decoded again and replaced. Each member of the ``.npz`` carries
@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -67,26 +68,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_fingerprint(root: Path) -> str:
-    """A key that changes when any file under ``root`` is added, removed or modified."""
+def folder_fingerprint(root: Path, files: Iterable[Path]) -> str:
+    """A key that changes when any of ``files`` (the image files listed under ``root``) is added, removed or modified."""
     digest = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for p in sorted(files):
+        st = p.stat()
+        digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def cache_file_for(source_path: Path, cache_dir: Path) -> tuple[Path, str]:
-    """The cache path of an image folder or tarball, and the archive's SHA-256 (or '')."""
-    if source_path.is_file():
-        sha = sha256_file(source_path)  # content key: survives moves and copies
-        key = sha
-    else:
-        sha = ""
-        key = folder_fingerprint(source_path)
+def cache_file_for(source_path: Path, key: str, cache_dir: Path) -> Path:
+    """The cache path of an image folder or tarball whose key (SHA-256 or :func:`folder_fingerprint`) is ``key``."""
     stem = source_path.name.split(".")[0] or "data"
-    return cache_dir / f"{stem}-{key[:16]}-v{CACHE_FORMAT_VERSION}.npz", sha
+    return cache_dir / f"{stem}-{key[:16]}-v{CACHE_FORMAT_VERSION}.npz"
 
 
 def write_cache(path: Path, train: ArrayDataset, test: ArrayDataset) -> None:
