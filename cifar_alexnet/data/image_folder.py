@@ -420,7 +420,9 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             the archive's SHA-256 (for a folder: a hash of every listed image file's name, size
             and modification time), so a changed input is decoded again. It is written
             atomically: an interrupted decode leaves no cache behind. A cache that cannot be
-            read is decoded again and replaced; one that cannot be written (a read-only file
+            read, or that was changed since it was written (its checksum, see
+            :mod:`~cifar_alexnet.data.decode_cache`), is decoded again and replaced, with a
+            ``warning:`` line; one that cannot be written (a read-only file
             system, no permission, a file in the way) costs one ``warning:`` line on stderr,
             and the data is returned uncached. A full disk raises
             :class:`~cifar_alexnet.errors.DiskFullError`, as it does for every file written.
@@ -447,12 +449,12 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
     cache_path = None
     if use_cache:
         cache_path = cache_file_for(path, key, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        cached = read_cache(cache_path) if cache_path.is_file() else None
+        cached = read_cache(cache_path, key) if cache_path.is_file() else None
         if cached is not None:
             return cached
     train, test = _decode_listing(listing if listing is not None else _list_image_tarball(path), path, sha)
     if cache_path is not None:
-        _write_cache_or_warn(cache_path, train, test)
+        _write_cache_or_warn(cache_path, train, test, key)
     return train, test
 
 
@@ -477,10 +479,10 @@ def _decode_listing(listing: _Listing, path: Path, sha: str) -> tuple[ArrayDatas
     return _decode_image_folder(listing.files, listing.class_dirs, path, source, KNOWN_ARCHIVE_COUNTS.get(sha))
 
 
-def _write_cache_or_warn(cache_path: Path, train: ArrayDataset, test: ArrayDataset) -> None:
+def _write_cache_or_warn(cache_path: Path, train: ArrayDataset, test: ArrayDataset, key: str) -> None:
     """Write the decode cache; a place that cannot be written costs one warning line (a full disk raises)."""
     try:
-        write_cache(cache_path, train, test)
+        write_cache(cache_path, train, test, key)
     except DiskFullError:  # like every other write: one clear error, nothing partial left
         raise
     except OSError as exc:  # read-only, no permission, a file where the folder should be: go on uncached

@@ -211,3 +211,37 @@ def test_a_huge_link_target_is_refused_by_its_header(tmp_path):
                    [_entry("pool/big.png", data=big), _entry("test/a/9.png", tarfile.SYMTYPE, "../../pool/big.png")])
     with pytest.raises(DataError, match="more than the 1 MiB allowed"):
         _load(tarball, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- the decode cache
+
+
+def test_a_relabelled_cache_is_not_trusted(tmp_path, capsys):
+    """The attack: the cache rewritten with its labels shifted dropped accuracy to 0 without a word."""
+    written = write_image_folder(tmp_path / "data", 2, 2, as_tarball=True, classes=("a", "b", "c"))
+    _same(_load(written.path, tmp_path), _arrays(written))
+    (cache_file,) = (tmp_path / "cache").glob("*.npz")
+    with np.load(cache_file) as npz:
+        arrays = dict(npz)
+    arrays["test_labels"] = (arrays["test_labels"] + 1) % 3  # every test image now carries a wrong label
+    with open(cache_file, "wb") as handle:
+        np.savez(handle, **arrays)  # valid zip, valid CRCs, the old checksum
+    capsys.readouterr()
+    _same(_load(written.path, tmp_path), _arrays(written))  # decoded again: the true labels
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "do not match their checksum" in err and str(cache_file) in err
+    _same(_load(written.path, tmp_path), _arrays(written))  # and the replaced cache is used silently
+    assert capsys.readouterr().err == ""
+
+
+def test_a_cache_copied_over_another_inputs_cache_is_not_used(tmp_path, capsys):
+    one = write_image_folder(tmp_path / "one", 1, 1, as_tarball=True, classes=("a", "b"), seed=1)
+    two = write_image_folder(tmp_path / "two", 1, 1, as_tarball=True, classes=("a", "b"), seed=2)
+    _load(one.path, tmp_path)
+    (first,) = (tmp_path / "cache").glob("*.npz")
+    _load(two.path, tmp_path)
+    (second,) = set((tmp_path / "cache").glob("*.npz")) - {first}
+    second.write_bytes(first.read_bytes())  # one's arrays under two's name, checksum intact
+    capsys.readouterr()
+    _same(_load(two.path, tmp_path), _arrays(two))
+    assert "made from other data" in capsys.readouterr().err
