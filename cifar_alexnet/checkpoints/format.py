@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from os import PathLike
@@ -62,6 +63,7 @@ from cifar_alexnet.errors import CheckpointError, MissingFileError
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.runtime.limits import MAX_CLASSES, MIN_CLASSES
+from cifar_alexnet.runtime.paths import input_file
 
 __all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "Checkpoint", "load_checkpoint", "model_from_checkpoint",
            "resolve_checkpoint_path", "save_checkpoint", "unwrap_model"]
@@ -267,17 +269,17 @@ def resolve_checkpoint_path(path: str | PathLike) -> Path:
 
     Raises:
         MissingFileError: (a FileNotFoundError) with the paths that were tried.
+        CheckpointError: something other than a regular file stands there (a FIFO, a device, a
+            folder named like a checkpoint).
     """
     path = Path(path)
     if path.is_dir():
         for name in (CHECKPOINT_BEST, CHECKPOINT_LAST):
-            if (path / name).is_file():
-                return path / name
+            if os.path.lexists(path / name):
+                return input_file(path / name, "checkpoint", CheckpointError)
         raise MissingFileError(f"{path} is a directory without best.safetensors or last.safetensors; "
                                 "pass a checkpoint file or a run directory written by `cifar-alexnet train`")
-    if not path.is_file():
-        raise MissingFileError(f"checkpoint {path} does not exist")
-    return path
+    return input_file(path, "checkpoint", CheckpointError)
 
 
 def _is_torch_pickle_file(path: Path) -> bool:

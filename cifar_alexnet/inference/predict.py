@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_alexnet.errors import DataError, MissingFileError
+from cifar_alexnet.errors import DataError
 from cifar_alexnet.inference.evaluate import normalize_uint8_images
 from cifar_alexnet.runtime.limits import MAX_PREDICT_PIXELS
+from cifar_alexnet.runtime.paths import input_file
 
 __all__ = ["IMAGE_SIZE", "load_image", "predict_probabilities", "top_k"]
 
@@ -41,13 +42,11 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
 
     Raises:
         MissingFileError: no such file.
-        DataError: the file is not an image, or it is not 32x32 and ``resize`` is False.
+        DataError: not a regular file, not an image, or not 32x32 while ``resize`` is False.
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"image {path} does not exist")
+    path = input_file(path, "image", DataError)  # "does not exist", or "not a regular file (a FIFO)"
     try:
         # Pillow only warns (DecompressionBombWarning) when it opens an image of more than about
         # 89 megapixels; as an error it becomes the one-line refusal below, not a stray warning.

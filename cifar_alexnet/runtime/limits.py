@@ -22,7 +22,7 @@ limit                          value       CIFAR-10 itself
                                            the official tar: about 186 MB
 ``MAX_ARCHIVE_MEMBERS``        1,000,000   60,000 images and 22 folders
 ``MAX_PREDICT_PIXELS``         64 million  (``predict --resize`` takes photos of any size)
-``MAX_HISTORY_BYTES``          16 MiB      a 100-epoch ``history.json``: about 30 KB
+``MAX_HISTORY_BYTES``          8 MiB       a 100-epoch ``history.json``: about 30 KB
 ``MIN_CLASSES``, ``MAX_CLASSES``  2, 1,000  10 classes
 ``MAX_HIDDEN``                 16,384      the network's hidden width: 2,048
 ``MAX_COUNTER``                10^9        100 epochs of 98 steps
@@ -74,8 +74,8 @@ MAX_ARCHIVE_MEMBERS = 1_000_000
 MAX_PREDICT_PIXELS = 64_000_000
 
 #: Largest ``history.json`` that ``plot`` reads, in bytes (a run's epoch row takes about 300 bytes,
-#: so 50,000 epochs fit); read whole only below this size.
-MAX_HISTORY_BYTES = 16 << 20
+#: so 25,000 epochs fit); read whole only below this size.
+MAX_HISTORY_BYTES = 8 << 20
 
 #: Fewest and most classes a data set, a training run or a checkpoint may have. One class
 #: cannot be learned (the answer is always right) and BatchNorm1d over one logit normalises it
