@@ -41,7 +41,7 @@ from __future__ import annotations
 
 __all__ = ["MAX_IMAGE_FILE_BYTES", "IMAGE_SIZE", "MAX_BATCH_FILE_BYTES", "MAX_PICKLE_OPCODES", "MAX_ARCHIVE_BYTES",
            "MAX_ARCHIVE_MEMBERS", "MAX_PREDICT_PIXELS", "MAX_HISTORY_BYTES", "MIN_CLASSES", "MAX_CLASSES", "MAX_HIDDEN",
-           "MAX_COUNTER", "MAX_WORKERS", "format_bytes"]
+           "MAX_COUNTER", "MAX_WORKERS", "count_problem", "subset_size_problem", "format_bytes"]
 
 #: Largest image file (PNG/JPEG) an image folder may hold, in bytes. A 32x32 RGB image is
 #: 3,072 bytes of pixels; PNG stores it in about 3 KB, JPEG q75 in about 1 KB.
@@ -90,6 +90,22 @@ MAX_COUNTER = 10**9
 
 #: Most DataLoader worker processes (``--workers``) a run may start.
 MAX_WORKERS = 256
+
+
+def count_problem(option: str, value: int, low: int, high: int = MAX_COUNTER, why: str = "") -> str | None:
+    """Why ``option value`` is outside ``low..high``, as a message part; None when it is inside.
+
+    Every command checks its count options (``--limit-test``, ``--batch-size``, ``--epochs`` ...)
+    with this one rule, so the same value is refused the same way everywhere.
+    """
+    if low <= value <= high:
+        return None
+    return f"{option} {value}: must be in {low:,}..{high:,}" + (f" ({why})" if why else "")
+
+
+def subset_size_problem(option: str, value: int | None) -> str | None:
+    """:func:`count_problem` for ``--limit-train`` and ``--limit-test``: at least one image per class."""
+    return None if value is None else count_problem(option, value, 10, why="at least one image per class")
 
 
 def format_bytes(n: int) -> str:
