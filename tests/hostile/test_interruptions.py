@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -100,9 +101,11 @@ def test_ctrl_c_from_a_decoding_thread_stops_the_set_up(tmp_path, monkeypatch, c
     data = write_tiny_data(tmp_path / "data", "folder")
     monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
     real_decode = image_folder._decode_image
+    first = threading.Lock()
 
     def decode_then_ctrl_c(raw, where):
-        os.kill(os.getpid(), signal.SIGINT)
+        if first.acquire(blocking=False):  # one Ctrl-C, from whichever thread decodes first
+            os.kill(os.getpid(), signal.SIGINT)
         return real_decode(raw, where)
 
     monkeypatch.setattr(image_folder, "_decode_image", decode_then_ctrl_c)
