@@ -82,7 +82,7 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = input_file(path, "image", DataError)  # "does not exist", or "not a regular file (a FIFO)"
+    path = input_file(path, "image", DataError)  # "does not exist", or "not a regular file but a FIFO"
     try:
         # Pillow only warns (DecompressionBombWarning) when it opens an image of more than about
         # 89 megapixels; as an error it becomes the one-line refusal below, not a stray warning.

@@ -125,7 +125,7 @@ def _check_still_replaceable(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
-        raise OutputPathError(f"{path}: not a regular file ({file_kind(mode)}) any more -- something replaced it "
+        raise OutputPathError(f"{path}: not a regular file any more but {file_kind(mode)} -- something replaced it "
                               "while it was being written -- so it is not replaced; choose another path")
 
 

@@ -74,7 +74,7 @@ def output_file(path: str | os.PathLike, what: str = "") -> Path:
         raise OutputPathError(f"{named}: cannot be looked at ({exc.strerror or exc}); choose another path") from None
     if mode is not None and not stat.S_ISREG(mode):
         fix = "give a file name inside it" if stat.S_ISDIR(mode) else "choose a regular file's name"
-        raise OutputPathError(f"{named}: not a regular file ({file_kind(mode)}), so it is not replaced; {fix}")
+        raise OutputPathError(f"{named}: not a regular file but {file_kind(mode)}, so it is not replaced; {fix}")
     target = Path(os.path.realpath(path))  # the link's target, or the path itself
     blocking = _blocking_file(target)
     if blocking is not None:
@@ -116,5 +116,5 @@ def input_file(path: str | os.PathLike, what: str, error: type[CifarAlexnetError
     except OSError as exc:
         raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
-        raise error(f"{what} {path}: not a regular file ({file_kind(mode)}); give the path of a {what} file")
+        raise error(f"{what} {path}: not a regular file but {file_kind(mode)}; give the path of a {what} file")
     return path

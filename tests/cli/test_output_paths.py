@@ -59,7 +59,7 @@ def _is_fifo(path) -> bool:
 def test_plot_out_fifo_is_refused_and_left_as_it_was(run_dir, tmp_path, capsys):
     os.mkfifo(tmp_path / "full")
     assert main(["plot", str(run_dir), "--out", str(tmp_path / "full")]) == 2
-    _one_error_line(capsys.readouterr().err, "--out", "not a regular file (a FIFO")
+    _one_error_line(capsys.readouterr().err, "--out", "not a regular file but a FIFO")
     assert _is_fifo(tmp_path / "full")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary file
 
@@ -69,12 +69,12 @@ def test_plot_out_socket_and_folder_are_refused(run_dir, tmp_path, capsys):
     server.bind(str(tmp_path / "sock"))
     try:
         assert main(["plot", str(run_dir), "--out", str(tmp_path / "sock")]) == 2
-        _one_error_line(capsys.readouterr().err, "not a regular file (a socket)")
+        _one_error_line(capsys.readouterr().err, "not a regular file but a socket")
         assert stat.S_ISSOCK(os.lstat(tmp_path / "sock").st_mode)
     finally:
         server.close()
     assert main(["plot", str(run_dir), "--out", str(tmp_path)]) == 2
-    _one_error_line(capsys.readouterr().err, "not a regular file (a folder)")
+    _one_error_line(capsys.readouterr().err, "not a regular file but a folder")
 
 
 def test_plot_out_symlink_writes_through_the_link(run_dir, tmp_path, capsys):

@@ -155,7 +155,7 @@ def test_plot_and_predict_name_what_stands_where_a_file_should(what, tmp_path, c
             path.mkdir()
         else:
             path.symlink_to(tmp_path / "gone")
-    words = {"fifo": "not a regular file (a FIFO", "folder": "not a regular file (a folder)",
+    words = {"fifo": "not a regular file but a FIFO", "folder": "not a regular file but a folder",
              "dangling link": "symbolic link to a missing file"}[what]
     status, err = _run(["plot", str(tmp_path)])  # the run directory: its history.json is the odd one
     assert status == 2 and words in err, err

@@ -151,7 +151,7 @@ def test_a_symlinked_class_folder_is_followed(tmp_path):
 def test_a_fifo_in_a_class_folder_is_named_not_read(tmp_path):
     written = write_image_folder(tmp_path / "data", 1, 1, classes=("a", "b"))
     os.mkfifo(written.root / "train" / "a" / "9999.png")
-    with pytest.raises(DataError, match=r"9999\.png: not a regular file \(a FIFO"):
+    with pytest.raises(DataError, match=r"9999\.png: not a regular file but a FIFO"):
         _load(written.root, tmp_path)
 
 

@@ -56,7 +56,7 @@ def test_a_fifo_or_a_socket_is_never_replaced(request, make, words, tmp_path):
 
 def test_a_folder_is_refused_with_a_fix(tmp_path):
     (tmp_path / "d").mkdir()
-    with pytest.raises(OutputPathError, match=r"not a regular file \(a folder\).*file name inside it"):
+    with pytest.raises(OutputPathError, match=r"not a regular file but a folder.*file name inside it"):
         output_file(tmp_path / "d", "--out")
     assert (tmp_path / "d").is_dir()
 
@@ -113,9 +113,9 @@ def test_something_that_appears_during_the_write_is_not_replaced(tmp_path):
 
 
 def test_input_file_says_what_stands_there(fifo, tmp_path):
-    with pytest.raises(DataError, match=r"image .*pipe: not a regular file \(a FIFO"):
+    with pytest.raises(DataError, match=r"image .*pipe: not a regular file but a FIFO"):
         input_file(fifo, "image", DataError)
-    with pytest.raises(DataError, match=r"not a regular file \(a folder\)"):
+    with pytest.raises(DataError, match=r"not a regular file but a folder"):
         input_file(tmp_path, "image", DataError)
     with pytest.raises(MissingFileError, match="does not exist"):
         input_file(tmp_path / "nothing.png", "image", DataError)
