@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``cifar-alexnet plot``: write the figure; returns 0 (errors are raised for :mod:`cifar_alexnet.cli`)."""
+    history = load_history(args.run_dir)
     run_dir = args.run_dir if args.run_dir.is_dir() else args.run_dir.parent
     out = args.out if args.out is not None else run_dir / "curves.png"
-    output_file(out, "--out")  # refused before anything is read
-    history = load_history(args.run_dir)
+    output_file(out, "--out")  # refused before the figure is drawn
     plot_history(history, out, compare_original=args.compare_original, title=run_dir.name)
     print(f"wrote {out}")
     return 0

@@ -148,7 +148,7 @@ def read_cache(path: Path, key: str | None = None) -> tuple[ArrayDataset, ArrayD
     try:
         return (ArrayDataset(arrays["train_images"], arrays["train_labels"], classes, source),
                 ArrayDataset(arrays["test_images"], arrays["test_labels"], classes, source))
-    except (TypeError, ValueError) as exc:  # arrays that are not a data set (an older writer's bug, say)
+    except (TypeError, ValueError) as exc:  # arrays of the wrong shape or type for a data set
         return _unusable(path, f"its arrays are not a data set ({type(exc).__name__})")
 
 

@@ -6,8 +6,7 @@ single call a small file can cost any amount of memory and time. Pickles can ref
 object already built ("memo" references), so 60 KB of nested references describe a structure
 of 2^60 elements that takes no room while it is shared -- until something walks it: NumPy
 turning it into an array, ``repr`` putting it into a message, a ``dict`` hashing a key built of
-it. The attack on this reader found exactly that: a 62 KB batch that took 2.8 GB and 14 s with
-``--no-verify``, and a deeper one that ended in a ``MemoryError`` traceback.
+it. A batch of 62 KB can ask for gigabytes and minutes that way, or for more memory than exists.
 
 :func:`load_batch_pickle` therefore runs Python's own pure-Python unpickler with three kinds of
 restriction, each checked before the work it guards:

@@ -10,7 +10,7 @@ resized to 32x32 (bicubic).
 Colour policy: every Pillow mode becomes 8-bit RGB by its real range (:func:`rgb_image`).
 Grayscale is fine (a third of the training images were grayscale). 16-bit images (``I;16``,
 a 16-bit grayscale PNG) are scaled from 0..65535 to 0..255 -- Pillow's own ``convert``
-clips them at 255, which turned such a PNG white. Palettes, CMYK, YCbCr, LAB, HSV and the
+clips them at 255, which makes such a PNG almost white. Palettes, CMYK, YCbCr, LAB, HSV and the
 alpha modes go through Pillow's ``convert("RGB")`` (transparency is dropped, as there). 32-bit
 integer and float images (``I``, ``F``) carry no range at all and are refused with a message.
 
