@@ -131,7 +131,13 @@ def _termination_raises() -> Iterator[None]:
         yield
         return
 
+    own_pid = os.getpid()
+
     def terminate(signum, frame):
+        if os.getpid() != own_pid:  # a forked child (a DataLoader worker) inherited this: end as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise Terminated(signal.Signals(signum).name, signum)
 
     previous = {signum: signal.signal(signum, terminate) for signum in (signal.SIGTERM, signal.SIGHUP)}

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import cifar_alexnet.checkpoints.format as checkpoint_format
+import cifar_alexnet.commands.export as export_command
 import cifar_alexnet.data.image_folder as image_folder
 from cifar_alexnet.checkpoints.format import save_checkpoint
 from cifar_alexnet.checkpoints.meta import CheckpointMeta
@@ -118,3 +119,33 @@ def test_the_handlers_are_put_back_after_a_command(checkpoint, tmp_path):
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     main(["export", str(checkpoint), "--out", str(tmp_path / "x.safetensors")])
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_forked_child_ends_on_sigterm_as_by_default(checkpoint, tmp_path, monkeypatch):
+    """DataLoader workers are forked from a command and inherit its handler; SIGTERM must end them silently."""
+    import multiprocessing
+
+    seen = {}
+    real_export = export_command.export_weights
+
+    def export_and_fork(source, out):
+        context = multiprocessing.get_context("fork")
+        running = context.Event()
+        child = context.Process(target=_sleep_when_running, args=(running,))
+        child.start()
+        assert running.wait(30)  # a signal before the child runs Python code is lost by CPython itself
+        os.kill(child.pid, signal.SIGTERM)
+        child.join(30)
+        seen["exitcode"] = child.exitcode
+        return real_export(source, out)
+
+    monkeypatch.setattr(export_command, "export_weights", export_and_fork)
+    assert main(["export", str(checkpoint), "--out", str(tmp_path / "x.safetensors")]) == 0
+    assert seen["exitcode"] == -signal.SIGTERM  # killed by the signal, not ended by an exception (exit 1)
+
+
+def _sleep_when_running(running) -> None:
+    import time
+
+    running.set()
+    time.sleep(60)
