@@ -7,21 +7,26 @@ and ``run(args) -> int`` (:data:`COMMANDS`). Only the chosen subcommand's module
 The error policy, applied here once for every command (:mod:`cifar_alexnet.errors`): an error
 of this package -- bad options, data, checkpoint, run directory or output path -- is one
 ``error:`` line and its exit status (2; 3, 4 and 128 + a signal for a training run's own ends);
-Ctrl-C is one line and 130; anything else is a bug, shown with its traceback and a line that
-says so (exit 1). In a multi-process run only rank 0 prints.
+Ctrl-C is one line and 130, SIGTERM and SIGHUP one line and 143 or 129 (raised as
+:class:`~cifar_alexnet.errors.Terminated` where the command was, so its clean-up runs);
+anything else is a bug, shown with its traceback and a line that says so (exit 1). In a
+multi-process run only rank 0 prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from typing import Sequence
+from typing import Iterator, Sequence
 
-from cifar_alexnet.errors import CifarAlexnetError
+from cifar_alexnet.errors import CifarAlexnetError, Terminated
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -99,16 +104,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        module = importlib.import_module(COMMANDS[args.command][0])
-        return int(module.run(args) or 0)
+        with _termination_raises():
+            module = importlib.import_module(COMMANDS[args.command][0])
+            return int(module.run(args) or 0)
     except CifarAlexnetError as exc:
         return _report(f"{exc.message_prefix}{exc}", exc.exit_code)
-    except KeyboardInterrupt:
-        return _report("interrupted (Ctrl-C): stopped; nothing half-written was left behind", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        what = f"{exc.signal_name} received" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        return _report(f"{what}: stopped; nothing half-written was left behind",
+                       getattr(exc, "exit_code", EXIT_INTERRUPTED))
     except Exception:
         return _report(f"{traceback.format_exc()}error: this is a bug in cifar-alexnet, not a problem with your "
                        "input: an unexpected exception ended the command (traceback above). Please report it "
                        "with the command line you ran.", EXIT_BUG)
+
+
+@contextlib.contextmanager
+def _termination_raises() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP raise :class:`Terminated` (as SIGINT raises ``KeyboardInterrupt``).
+
+    Without this, either signal ends the process at once, leaving a temporary file or a run
+    directory without a checkpoint behind. A training loop installs its own handlers for its
+    epochs (:class:`cifar_alexnet.runtime.signals.StopFlag`) and puts these back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set from there
+        yield
+        return
+
+    own_pid = os.getpid()
+
+    def terminate(signum, frame):
+        if os.getpid() != own_pid:  # a forked child (a DataLoader worker) inherited this: end as by default
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated(signal.Signals(signum).name, signum)
+
+    previous = {signum: signal.signal(signum, terminate) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _report(message: str, status: int) -> int:

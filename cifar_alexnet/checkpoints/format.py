@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from os import PathLike
@@ -61,6 +62,8 @@ from cifar_alexnet.checkpoints.safe_load import check_state_dict_matches
 from cifar_alexnet.errors import CheckpointError, MissingFileError
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.runtime.atomic import atomic_path
+from cifar_alexnet.runtime.limits import MAX_CLASSES, MIN_CLASSES
+from cifar_alexnet.runtime.paths import input_file
 
 __all__ = ["CHECKPOINT_BEST", "CHECKPOINT_LAST", "Checkpoint", "load_checkpoint", "model_from_checkpoint", "read_meta",
            "resolve_checkpoint_path", "save_checkpoint", "unwrap_model"]
@@ -198,8 +201,9 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: CheckpointM
         The path written.
 
     Raises:
-        CheckpointError: the class names do not match the model's outputs, or ``meta`` holds
-            values JSON cannot store. The previous file at ``path`` (if any) is left untouched.
+        CheckpointError: the class names do not match the model's outputs, their number is
+            outside what a checkpoint may hold (``MIN_CLASSES``..``MAX_CLASSES``), or ``meta``
+            holds values JSON cannot store. The previous file at ``path`` (if any) is left untouched.
     """
     path = Path(path)
     plain = unwrap_model(model)
@@ -207,6 +211,10 @@ def save_checkpoint(path: str | PathLike, model: nn.Module, *, meta: CheckpointM
     if arch is not None and len(meta.classes) != arch.num_classes:
         raise CheckpointError(f"save_checkpoint({path}): {len(meta.classes)} class names for a model with "
                               f"num_classes={arch.num_classes}")
+    if arch is not None and not MIN_CLASSES <= arch.num_classes <= MAX_CLASSES:  # the reader's bounds (meta.py)
+        raise CheckpointError(f"save_checkpoint({path}): num_classes={arch.num_classes} is outside "
+                              f"{MIN_CLASSES}..{MAX_CLASSES} (cifar_alexnet/runtime/limits.py), so the checkpoint "
+                              "could not be read back; nothing was written")
     meta = replace(meta, arch=arch, format_version=CHECKPOINT_FORMAT_VERSION, package_version=_package_version(),
                    torch_version=torch.__version__)
     tensors = {f"model.{key}": _cpu_copy(value) for key, value in plain.state_dict().items()}
@@ -261,17 +269,17 @@ def resolve_checkpoint_path(path: str | PathLike) -> Path:
 
     Raises:
         MissingFileError: (a FileNotFoundError) with the paths that were tried.
+        CheckpointError: something other than a regular file stands there (a FIFO, a device, a
+            folder named like a checkpoint).
     """
     path = Path(path)
     if path.is_dir():
         for name in (CHECKPOINT_BEST, CHECKPOINT_LAST):
-            if (path / name).is_file():
-                return path / name
+            if os.path.lexists(path / name):
+                return input_file(path / name, "checkpoint", CheckpointError)
         raise MissingFileError(f"{path} is a directory without best.safetensors or last.safetensors; "
                                 "pass a checkpoint file or a run directory written by `cifar-alexnet train`")
-    if not path.is_file():
-        raise MissingFileError(f"checkpoint {path} does not exist")
-    return path
+    return input_file(path, "checkpoint", CheckpointError)
 
 
 def _is_torch_pickle_file(path: Path) -> bool:

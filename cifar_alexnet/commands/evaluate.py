@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,10 +20,12 @@ import numpy as np
 
 from cifar_alexnet.checkpoints.format import model_from_checkpoint
 from cifar_alexnet.data.cifar10 import class_balanced_subset, load_cifar10
-from cifar_alexnet.errors import DataError, OptionsError, OutputPathError
+from cifar_alexnet.errors import DataError, OptionsError
 from cifar_alexnet.inference.evaluate import EvalResult, evaluate_model
 from cifar_alexnet.runtime.atomic import atomic_path
 from cifar_alexnet.runtime.device import select_device
+from cifar_alexnet.runtime.limits import count_problem, subset_size_problem
+from cifar_alexnet.runtime.paths import output_file
 from cifar_alexnet.weights import shipped_checkpoint
 
 __all__ = ["format_report", "plot_confusion_matrix", "add_arguments", "run"]
@@ -116,10 +117,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``cifar-alexnet evaluate``: print the report; returns 0 (errors are raised for :mod:`cifar_alexnet.cli`)."""
-    if args.batch_size < 1 or (args.limit_test is not None and args.limit_test < 1):
-        raise OptionsError("--batch-size and --limit-test must be positive")
+    problems = [p for p in (count_problem("--batch-size", args.batch_size, 1),
+                            subset_size_problem("--limit-test", args.limit_test)) if p]
+    if problems:  # the rules train applies to the same options
+        raise OptionsError("; ".join(problems))
     if args.out is not None:
-        _check_writable(args.out)
+        output_file(args.out, "--out")  # refused before the evaluation, not after it
     device = select_device(args.device)
     if args.checkpoint is None:
         args.checkpoint, note = shipped_checkpoint()
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     _, test = load_cifar10(args.data, download=args.download, cache_dir=args.cache_dir, verify=not args.no_verify)
     if tuple(test.classes) != meta.classes:
         raise DataError(f"the checkpoint's classes {meta.classes} differ from the data's {tuple(test.classes)}")
-    if args.limit_test is not None and args.limit_test < len(test.labels):
+    if args.limit_test is not None:  # also when it asks for more images than there are: refused, not ignored
         test = class_balanced_subset(test, args.limit_test, seed=0)
     result = evaluate_model(model, (test.images, test.labels), classes=meta.classes, batch_size=args.batch_size,
                             mean=meta.mean, std=meta.std, tta_flip=args.tta_flip)
@@ -145,13 +148,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nconfusion matrix written to {args.out}")
     return 0
 
-
-def _check_writable(path: Path) -> None:
-    """Refuse an output path whose folder is missing, not a folder, or not writable, before any work."""
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise OutputPathError(f"--out {path}: {folder} is not an existing folder; create it or choose another path")
-    if not os.access(folder, os.W_OK):
-        raise OutputPathError(f"--out {path}: cannot write in {folder}; choose another path")
-    if Path(path).is_dir():
-        raise OutputPathError(f"--out {path}: is a folder; give a file name ending in .png")

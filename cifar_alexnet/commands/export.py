@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cifar_alexnet.checkpoints.export import describe_weights, export_weights
 from cifar_alexnet.errors import OutputPathError
+from cifar_alexnet.runtime.paths import output_file
 
 __all__ = ["add_arguments", "run"]
 
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``cifar-alexnet export``: write the file; returns 0 (errors are raised for :mod:`cifar_alexnet.cli`)."""
-    if args.out.exists() or args.out.is_symlink():
+    if output_file(args.out, "--out").exists():  # through a symbolic link: the file it points to
         raise OutputPathError(f"--out {args.out} already exists; choose another name or remove it first")
     meta = export_weights(args.checkpoint, args.out)
     size = args.out.stat().st_size

@@ -23,6 +23,7 @@ from cifar_alexnet.checkpoints.format import model_from_checkpoint
 from cifar_alexnet.errors import CifarAlexnetError, OptionsError
 from cifar_alexnet.inference.predict import load_image, predict_probabilities, top_k
 from cifar_alexnet.runtime.device import select_device
+from cifar_alexnet.runtime.limits import count_problem
 from cifar_alexnet.weights import shipped_checkpoint
 
 __all__ = ["BATCH", "CHECKPOINT_SUFFIXES", "add_arguments", "run", "split_checkpoint"]
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     number of files. A file that cannot be used gets one ``error:`` line and the others are
     still classified; the exit status is then 2.
     """
-    if args.top_k < 1:
-        raise OptionsError("--top-k must be at least 1")
+    if problem := count_problem("--top-k", args.top_k, 1):
+        raise OptionsError(problem)
     checkpoint, args.images = split_checkpoint(args.paths)
     if checkpoint is None:
         checkpoint, note = shipped_checkpoint()

@@ -24,6 +24,14 @@ data without an error:
 
 A plain ``.tar`` has no checksum of its contents (only of each header), so for it step 3
 proves only that the archive is complete; a ``.tar.gz`` is verified bit for bit.
+
+Links are resolved inside the archive, never dropped and never followed out of it. A hard
+link or a symbolic link to a regular file of the archive reads as that file (through chains
+of links; a target that comes later in the archive, or that the caller did not select, is
+read in a second pass). A link the caller selects that points outside the archive, to
+nothing, in a circle or to a folder is refused, and so is a selected entry that is neither a
+file nor a link (a device, a FIFO). Links to folders are reported to the caller
+(:attr:`TarContents.folder_links`), which decides whether they matter.
 """
 
 from __future__ import annotations
@@ -52,14 +60,22 @@ class TarContents:
     """What :func:`read_tarball` found.
 
     Attributes:
-        files: the bytes of every regular file the caller chose to keep, by normalised path.
-        file_names: the normalised path of every regular file, kept or not.
+        files: the bytes of every regular file the caller chose to keep, by normalised path
+            (a link to a file: the bytes of the file).
+        file_names: the normalised path of every regular file, kept or not, and of every
+            link that leads to one.
         directories: the normalised path of every directory entry.
+        folder_links: links that lead to a folder of the archive: link path -> folder path.
     """
 
     files: dict[str, bytes] = field(default_factory=dict)
     file_names: list[str] = field(default_factory=list)
     directories: set[str] = field(default_factory=set)
+    folder_links: dict[str, str] = field(default_factory=dict)
+
+
+#: Most links followed from one link to its final target (Linux's limit for symbolic links).
+MAX_LINK_HOPS = 40
 
 
 def _safe_relative(name: str, where: Path) -> str:
@@ -153,16 +169,28 @@ def read_tarball(path: Path, keep: Callable[[str], bool], *, max_member_bytes: i
         DataError: a corrupt, truncated or altered archive (gzip CRC or length mismatch,
             invalid header, missing end-of-archive marker, data after it), a member outside
             the archive or listed twice, a kept member over ``max_member_bytes``, more than
-            ``MAX_ARCHIVE_BYTES`` uncompressed or ``MAX_ARCHIVE_MEMBERS`` entries.
+            ``MAX_ARCHIVE_BYTES`` uncompressed or ``MAX_ARCHIVE_MEMBERS`` entries, a kept
+            link that does not lead to a file of the archive, a kept device or FIFO entry.
     """
+    def read(select: Callable[[str], bool]) -> tuple[TarContents, dict[str, tuple[str | None, str]]]:
+        return _read_archive(path, select, max_member_bytes, member_kind, fix)
+
+    contents, links = read(keep)
+    _resolve_links(contents, links, keep, path, fix, read)
+    return contents
+
+
+def _read_archive(path: Path, keep: Callable[[str], bool], max_member_bytes: int, member_kind: str,
+                  fix: str) -> tuple[TarContents, dict[str, tuple[str | None, str]]]:
+    """One pass over the archive: its contents, and its links (link path -> (target path or None if outside, name))."""
     try:
         with open(path, "rb") as raw, _open_uncompressed(raw, path) as uncompressed:
             stream = _BoundedStream(uncompressed, MAX_ARCHIVE_BYTES)
             with tarfile.open(fileobj=stream, mode="r:") as archive:
-                contents = _read_members(archive, path, keep, max_member_bytes, member_kind, fix)
+                contents, links = _read_members(archive, path, keep, max_member_bytes, member_kind, fix)
                 end = archive.offset  # where tarfile found no further header
             _check_archive_end(stream, end, path, fix)
-        return contents
+        return contents, links
     except _TooLarge as exc:
         raise DataError(
             f"{path}: inflates to more than {format_bytes(MAX_ARCHIVE_BYTES)} (a member or header reaches byte "
@@ -174,9 +202,9 @@ def read_tarball(path: Path, keep: Callable[[str], bool], *, max_member_bytes: i
 
 
 def _read_members(archive: tarfile.TarFile, path: Path, keep: Callable[[str], bool], max_member_bytes: int,
-                  member_kind: str, fix: str) -> TarContents:
-    """Walk the archive's headers once: folders, file names, and the bytes of the files ``keep`` selects."""
-    contents = TarContents()
+                  member_kind: str, fix: str) -> tuple[TarContents, dict[str, tuple[str | None, str]]]:
+    """Walk the archive's headers once: folders, file names, links, and the bytes of the files ``keep`` selects."""
+    contents, links = TarContents(), {}
     seen: set[str] = set()
     count = 0
     while (member := archive.next()) is not None:
@@ -189,12 +217,18 @@ def _read_members(archive: tarfile.TarFile, path: Path, keep: Callable[[str], bo
         if member.isdir():
             contents.directories.add(rel)
             continue
-        if not member.isfile():
-            continue
         if rel in seen:
             raise DataError(f"{path}: member {rel!r} appears twice (an archive appended to, or a corrupt one), so "
                             f"which copy is meant is unclear; rebuild it with each file once; {fix}")
         seen.add(rel)
+        if member.issym() or member.islnk():
+            links[rel] = (_link_target(member, rel), member.linkname)
+            continue
+        if not member.isfile():
+            if keep(rel):
+                raise DataError(f"{path}: member {rel!r} is {_entry_kind(member)}, not a file; an archive of data "
+                                f"holds files only; remove it, or {fix}")
+            continue
         contents.file_names.append(rel)
         if not keep(rel):
             continue
@@ -203,7 +237,84 @@ def _read_members(archive: tarfile.TarFile, path: Path, keep: Callable[[str], bo
                             f"{format_bytes(max_member_bytes)} allowed for {member_kind} "
                             f"(cifar_alexnet/runtime/limits.py); refused before reading it; remove it, or {fix}")
         contents.files[rel] = archive.extractfile(member).read()
-    return contents
+    return contents, links
+
+
+def _entry_kind(member: tarfile.TarInfo) -> str:
+    """What a tar entry that is neither a file, a folder nor a link is, for messages."""
+    if member.ischr():
+        return "a character device entry"
+    if member.isblk():
+        return "a block device entry"
+    if member.isfifo():
+        return "a FIFO (named pipe) entry"
+    return f"an entry of tar type {member.type!r}"
+
+
+def _link_target(member: tarfile.TarInfo, rel: str) -> str | None:
+    """The archive path a link names, normalised; None if it leads out of the archive (absolute, or ``..``).
+
+    A symbolic link's target is relative to the link's folder; a hard link names an archive path.
+    """
+    name = member.linkname.replace("\\", "/")
+    if name.startswith("/"):
+        return None
+    joined = posixpath.join(posixpath.dirname(rel), name) if member.issym() else name
+    norm = posixpath.normpath(joined)
+    return None if norm == ".." or norm.startswith("../") else ("" if norm == "." else norm)
+
+
+def _resolve_links(contents: TarContents, links: dict[str, tuple[str | None, str]], keep: Callable[[str], bool],
+                   path: Path,
+                   fix: str, read: Callable[[Callable[[str], bool]], tuple[TarContents, dict]]) -> None:
+    """Make every link to a file read as that file; refuse a kept link that leads anywhere else.
+
+    The bytes of a target the first pass did not keep (it came later, or the caller did not
+    select it) are read in a second pass over the archive.
+    """
+    regular = set(contents.file_names)
+    missing: dict[str, list[str]] = {}  # target not yet read -> the kept links that lead to it
+    for rel in links:
+        final, why = _follow(rel, links, regular, contents.directories)
+        if final in contents.directories:
+            contents.folder_links[rel] = final
+        if why is not None:
+            if keep(rel):
+                raise DataError(f"{path}: member {rel!r} is a link to {links[rel][1]!r}, which {why}; links are "
+                                f"resolved inside the archive only; {fix} (tar --dereference --hard-dereference "
+                                "stores the files themselves)")
+            continue
+        contents.file_names.append(rel)
+        if keep(rel):
+            if final in contents.files:
+                contents.files[rel] = contents.files[final]
+            else:
+                missing.setdefault(final, []).append(rel)
+    if missing:
+        again, _ = read(missing.__contains__)
+        for final, kept_links in missing.items():
+            for rel in kept_links:
+                contents.files[rel] = again.files[final]
+
+
+def _follow(rel: str, links: dict[str, tuple[str | None, str]], regular: set[str],
+            directories: set[str]) -> tuple[str | None, str | None]:
+    """The path a chain of links from ``rel`` ends at, and why it is not a file of the archive (None if it is)."""
+    seen, current = {rel}, links[rel][0]
+    for _ in range(MAX_LINK_HOPS):
+        if current is None:
+            return None, "is outside the archive"
+        if current in regular:
+            return current, None
+        if current in directories:
+            return current, "is a folder"
+        if current not in links:
+            return current, "the archive does not hold"
+        if current in seen:
+            return current, "leads round in a circle of links"
+        seen.add(current)
+        current = links[current][0]
+    return current, f"takes more than {MAX_LINK_HOPS} links to reach"
 
 
 def _check_archive_end(stream: _BoundedStream, end: int, path: Path, fix: str) -> None:

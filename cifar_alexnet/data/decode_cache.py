@@ -9,6 +9,9 @@ The format: one uncompressed NumPy ``.npz`` (a zip of ``.npy`` files) with the k
 * ``train_images``, ``test_images``: ``uint8`` ``(N, 32, 32, 3)``;
 * ``train_labels``, ``test_labels``: ``int64`` ``(N,)``;
 * ``classes``: the class names (a NumPy string array); ``source``: the human label;
+* ``source_key``: the key of the input it was decoded from (below);
+* ``checksum``: the SHA-256 of the key and of every array above, names, dtypes and shapes
+  included (:func:`cache_checksum`);
 * ``format_version``: :data:`CACHE_FORMAT_VERSION`; a cache of another version is ignored
   and rebuilt.
 
@@ -19,19 +22,28 @@ Where and under which name (see :func:`cache_file_for`)::
     <cache dir>/<input name up to its first dot>-<first 16 hex digits of a key>-v<format version>.npz
 
 The key is the archive's SHA-256 for a tarball (a content key: it survives moves and
-copies), and for an unpacked folder a hash of every file's relative path, size and
-modification time, so any change to the input gives a new name and a fresh decode. The
+copies), and for an unpacked folder a hash of every listed image file's relative path, size
+and modification time, so any change to the input gives a new name and a fresh decode. The
 cache directory is :func:`default_cache_dir` unless one is passed. A cache is written
 atomically (an interrupted write leaves no file); one that cannot be read, for whatever
 reason, is treated as absent, decoded again and replaced. Each member of the ``.npz`` carries
 the zip format's CRC-32, checked as it is read, so a damaged cache is never read as data.
+
+The zip CRCs are rewritten by whatever rewrites the file, so they cannot tell a cache that was
+*changed* -- relabelled, say, with NumPy -- from one the decoder wrote. The stored checksum
+can: a cache whose arrays, or whose input key, do not match it is not used; the load says so
+in one ``warning:`` line, decodes the input again and replaces the cache. (The checksum
+detects changes, not an adversary: whoever can write the cache can also write a new
+checksum.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -44,12 +56,14 @@ __all__ = [
     "sha256_file",
     "folder_fingerprint",
     "cache_file_for",
+    "cache_checksum",
     "write_cache",
     "read_cache",
 ]
 
 #: Version of the ``.npz`` layout; part of every cache file's name and stored inside it.
-CACHE_FORMAT_VERSION = 1
+#: Version 2 added ``source_key`` and ``checksum``.
+CACHE_FORMAT_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -67,52 +81,78 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_fingerprint(root: Path) -> str:
-    """A key that changes when any file under ``root`` is added, removed or modified."""
+def folder_fingerprint(root: Path, files: Iterable[Path]) -> str:
+    """A key that changes when any of ``files`` (the image files listed under ``root``) is added, removed or modified."""
     digest = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            st = p.stat()
-            digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for p in sorted(files):
+        st = p.stat()
+        digest.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def cache_file_for(source_path: Path, cache_dir: Path) -> tuple[Path, str]:
-    """The cache path of an image folder or tarball, and the archive's SHA-256 (or '')."""
-    if source_path.is_file():
-        sha = sha256_file(source_path)  # content key: survives moves and copies
-        key = sha
-    else:
-        sha = ""
-        key = folder_fingerprint(source_path)
+def cache_file_for(source_path: Path, key: str, cache_dir: Path) -> Path:
+    """The cache path of an image folder or tarball whose key (SHA-256 or :func:`folder_fingerprint`) is ``key``."""
     stem = source_path.name.split(".")[0] or "data"
-    return cache_dir / f"{stem}-{key[:16]}-v{CACHE_FORMAT_VERSION}.npz", sha
+    return cache_dir / f"{stem}-{key[:16]}-v{CACHE_FORMAT_VERSION}.npz"
 
 
-def write_cache(path: Path, train: ArrayDataset, test: ArrayDataset) -> None:
-    """Save both splits to one ``.npz`` atomically (an interrupted write leaves no file)."""
+def cache_checksum(key: str, arrays: Mapping[str, np.ndarray]) -> str:
+    """The SHA-256 of a cache's input key and arrays: every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256(key.encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"\0{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array)  # the array's own buffer: no copy of the images
+    return digest.hexdigest()
+
+
+def _arrays(train: ArrayDataset, test: ArrayDataset) -> dict[str, np.ndarray]:
+    return {"train_images": train.images, "train_labels": train.labels, "test_images": test.images,
+            "test_labels": test.labels, "classes": np.array(train.classes), "source": np.array(train.source)}
+
+
+def write_cache(path: Path, train: ArrayDataset, test: ArrayDataset, key: str = "") -> None:
+    """Save both splits to one ``.npz`` atomically (an interrupted write leaves no file), with their checksum.
+
+    ``key``: the input's key (its SHA-256, or :func:`folder_fingerprint`), stored and checksummed.
+    """
+    arrays = _arrays(train, test)
+    checksum = cache_checksum(key, arrays)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:  # a handle, so numpy does not append ".npz" to the temp name
-            np.savez(
-                handle,
-                train_images=train.images, train_labels=train.labels,
-                test_images=test.images, test_labels=test.labels,
-                classes=np.array(train.classes), source=np.array(train.source),
-                format_version=np.array(CACHE_FORMAT_VERSION),
-            )
+            np.savez(handle, **arrays, source_key=np.array(key), checksum=np.array(checksum),
+                     format_version=np.array(CACHE_FORMAT_VERSION))
 
 
-def read_cache(path: Path) -> tuple[ArrayDataset, ArrayDataset] | None:
-    """Load a cache written by :func:`write_cache`; None if it is unreadable (then it is rebuilt)."""
+def read_cache(path: Path, key: str | None = None) -> tuple[ArrayDataset, ArrayDataset] | None:
+    """Load a cache written by :func:`write_cache`; None if it cannot be used (then it is rebuilt).
+
+    Not used, with one ``warning:`` line on stderr: a cache that cannot be read, one of another
+    format version, one made from another input than ``key`` (when given), and one whose
+    contents do not match their stored checksum.
+    """
     try:
         with np.load(path, allow_pickle=False) as npz:
             if int(npz["format_version"]) != CACHE_FORMAT_VERSION:
-                return None
-            classes = tuple(str(c) for c in npz["classes"])
-            source = str(npz["source"])
-            train = ArrayDataset(npz["train_images"], npz["train_labels"], classes, source)
-            test = ArrayDataset(npz["test_images"], npz["test_labels"], classes, source)
-    except Exception:  # a damaged cache fails in many ways (zipfile, numpy's header parser, ...); decode again
-        return None
-    return train, test
+                return _unusable(path, f"format version {int(npz['format_version'])}, not {CACHE_FORMAT_VERSION}")
+            arrays = {name: npz[name] for name in ("train_images", "train_labels", "test_images", "test_labels",
+                                                   "classes", "source")}
+            stored_key, checksum = str(npz["source_key"]), str(npz["checksum"])
+    except Exception as exc:  # a damaged cache fails in many ways (zipfile, numpy's header parser, ...); decode again
+        return _unusable(path, f"cannot be read: {type(exc).__name__}")
+    if key is not None and stored_key != key:
+        return _unusable(path, "it was made from other data")
+    if cache_checksum(stored_key, arrays) != checksum:
+        return _unusable(path, "its contents do not match their checksum: the file was changed after it was written")
+    classes, source = tuple(str(c) for c in arrays["classes"]), str(arrays["source"])
+    try:
+        return (ArrayDataset(arrays["train_images"], arrays["train_labels"], classes, source),
+                ArrayDataset(arrays["test_images"], arrays["test_labels"], classes, source))
+    except (TypeError, ValueError) as exc:  # arrays of the wrong shape or type for a data set
+        return _unusable(path, f"its arrays are not a data set ({type(exc).__name__})")
 
+
+def _unusable(path: Path, why: str) -> None:
+    print(f"warning: not using the decode cache {path} ({why}); decoding the data again and replacing it",
+          file=sys.stderr, flush=True)
+    return None

@@ -11,7 +11,16 @@ The format. One folder per split, one sub-folder per class, one file per image::
 (``cifar10/train/...``, as ``tar czf data.tar.gz cifar10`` leaves them). Every image is a
 32x32 RGB ``.png``, ``.jpg`` or ``.jpeg``. The labels come from the folder names: the class
 names sorted alphabetically, label ``i`` for the ``i``-th, which for the ten CIFAR-10 names
-is the official order. Both splits must have the same class folders, none of them empty.
+is the official order. Both splits must have the same class folders, none of them empty, and
+there must be ``MIN_CLASSES`` to ``MAX_CLASSES`` of them (2 to 1,000: the bounds a checkpoint
+is read back with, :mod:`cifar_alexnet.runtime.limits`), checked before anything is decoded.
+
+Entries whose names start with ``.`` and ``__MACOSX`` folders (:func:`is_skipped_name`) are
+skipped at every level -- Jupyter, macOS and version control leave them in data folders --
+and the load says in one line how many it skipped. Symbolic links in a folder are followed
+(a class folder may live elsewhere); in a tarball, links to files are resolved inside the
+archive and any other link where an image or a class folder is expected is refused. Anything
+in a class folder that is not a regular file (a FIFO, a device) is refused by name.
 
 The folder may also be packed as a ``.tar``, ``.tar.gz`` or ``.tgz``. It is then read in
 memory, never extracted, and checked end to end by :mod:`cifar_alexnet.data.checked_tar`: a
@@ -43,20 +52,21 @@ import io
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from cifar_alexnet.data.arrays import IMAGE_SHAPE, ArrayDataset, describe_exception
-from cifar_alexnet.errors import DataError
-from cifar_alexnet.errors import DiskFullError
+from cifar_alexnet.errors import DataError, DiskFullError, OutputPathError
 from cifar_alexnet.data.checked_tar import read_tarball
-from cifar_alexnet.data.decode_cache import cache_file_for, default_cache_dir, read_cache, sha256_file, write_cache
-from cifar_alexnet.runtime.limits import IMAGE_SIZE, MAX_IMAGE_FILE_BYTES, format_bytes
+from cifar_alexnet.data.decode_cache import (cache_file_for, default_cache_dir, folder_fingerprint, read_cache,
+                                              sha256_file, write_cache)
+from cifar_alexnet.runtime.limits import IMAGE_SIZE, MAX_CLASSES, MAX_IMAGE_FILE_BYTES, MIN_CLASSES, format_bytes
+from cifar_alexnet.runtime.paths import input_file
 
-__all__ = ["KNOWN_ARCHIVES", "KNOWN_ARCHIVE_COUNTS", "load_image_folder"]
+__all__ = ["KNOWN_ARCHIVES", "KNOWN_ARCHIVE_COUNTS", "is_skipped_name", "load_image_folder"]
 
 #: Archives recognised by their SHA-256, with the label their numbers must carry.
 KNOWN_ARCHIVES = {
@@ -87,49 +97,105 @@ class _ImageFile:
     read: Callable[[], bytes]
 
 
+@dataclass
+class _Listing:
+    """What listing an image folder found, before anything is decoded."""
+
+    files: list[_ImageFile]
+    class_dirs: dict[str, set[str]]  # split -> class folder names
+    skipped: set[str] = field(default_factory=set)  # hidden entries of the layout, by relative path
+
+
+def is_skipped_name(name: str) -> bool:
+    """Whether an image folder skips an entry of this name: a hidden one, or a Mac's ``__MACOSX`` folder.
+
+    Tools leave such entries in data folders: Jupyter's ``.ipynb_checkpoints``, macOS's
+    ``.DS_Store`` and ``._<name>`` files (and, in zip files made on a Mac, a ``__MACOSX``
+    folder of them), version control's ``.git``. They are never images of a class.
+    """
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _split_layout(relative_paths: Iterable[str]) -> str:
     """The prefix under which ``train/`` and ``test/`` live: ``""`` or ``"<top>/"``.
 
     ``""`` when they sit at the top (or when several top-level folders hold them, which is
-    ambiguous; the caller then finds no class folders and says so).
+    ambiguous; the caller then finds no class folders and says so). A skipped top-level
+    folder (``__MACOSX``) is never the top.
     """
     prefixes = set()
     for rel in relative_paths:
         parts = rel.split("/")
         if len(parts) >= 2 and parts[0] in _SPLITS:
             prefixes.add("")
-        if len(parts) >= 3 and parts[1] in _SPLITS:
+        if len(parts) >= 3 and parts[1] in _SPLITS and not is_skipped_name(parts[0]):
             prefixes.add(parts[0] + "/")
     return "" if "" in prefixes else (sorted(prefixes)[0] if len(prefixes) == 1 else "")
 
 
 def _classify(rel: str, prefix: str) -> tuple[str, str, str] | None:
-    """``train/cat/0001.png`` -> ``("train", "cat", "0001.png")``; None for other paths."""
+    """``train/cat/0001.png`` -> ``("train", "cat", "0001.png")``; None for other paths and skipped names."""
     if not rel.startswith(prefix):
         return None
     parts = rel[len(prefix):].split("/")
-    if len(parts) != 3 or parts[0] not in _SPLITS:
+    if len(parts) != 3 or parts[0] not in _SPLITS or is_skipped_name(parts[1]) or is_skipped_name(parts[2]):
         return None
     return parts[0], parts[1], parts[2]
 
 
-def _list_image_folder(root: Path) -> tuple[list[_ImageFile], dict[str, set[str]]]:
-    """Image files and class folders (per split) of an unpacked image folder."""
-    rels = [p.relative_to(root).as_posix() for p in root.rglob("*")]
-    prefix = _split_layout(rels)
-    files: list[_ImageFile] = []
-    class_dirs: dict[str, set[str]] = {s: set() for s in _SPLITS}
+def _skipped_entry(rel: str, prefix: str) -> str | None:
+    """The skipped entry of the layout that ``rel`` lies in (its path up to the skipped name), or None.
+
+    Counted: a skipped class folder or file (``train/.ipynb_checkpoints``, ``train/cat/.DS_Store``)
+    and a skipped top-level folder that holds a split (``__MACOSX/train/...``).
+    """
+    parts = rel.split("/")
+    first = next((i for i, part in enumerate(parts) if is_skipped_name(part)), None)
+    if first is None:
+        return None
+    top = prefix.count("/")
+    in_layout = rel.startswith(prefix) and len(parts) > top and parts[top] in _SPLITS and first in (top + 1, top + 2)
+    holds_a_split = first == 0 and len(parts) > 1 and parts[1] in _SPLITS
+    return "/".join(parts[:first + 1]) if in_layout or holds_a_split else None
+
+
+def _list_image_folder(root: Path) -> _Listing:
+    """Image files and class folders (per split) of an unpacked image folder.
+
+    The layout is walked level by level, following symbolic links (a class folder may be a
+    link to a folder elsewhere), so its depth is bounded and a link loop cannot recur.
+    """
+    listing = _Listing([], {s: set() for s in _SPLITS})
+    tops = sorted(root.iterdir())
+    listing.skipped |= {d.name for d in tops if is_skipped_name(d.name) and any((d / s).is_dir() for s in _SPLITS)}
+    prefix = ""
+    if not any((root / s).is_dir() for s in _SPLITS):
+        holding = [d.name for d in tops if not is_skipped_name(d.name) and any((d / s).is_dir() for s in _SPLITS)]
+        prefix = holding[0] + "/" if len(holding) == 1 else ""
     for split in _SPLITS:
         split_dir = root / prefix / split
-        if split_dir.is_dir():
-            class_dirs[split] = {d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")}
-    for rel in sorted(rels):
-        parsed = _classify(rel, prefix)
-        if parsed is None or parsed[2].startswith(".") or not (root / rel).is_file():
+        if not split_dir.is_dir():
             continue
-        split, class_name, _ = parsed
-        files.append(_ImageFile(split, class_name, rel, _bounded_reader(root / rel, f"{root}/{rel}")))
-    return files, class_dirs
+        for class_dir in sorted(split_dir.iterdir()):
+            rel = f"{prefix}{split}/{class_dir.name}"
+            if is_skipped_name(class_dir.name):
+                listing.skipped.add(rel)
+            elif class_dir.is_dir():
+                listing.class_dirs[split].add(class_dir.name)
+                _list_class_folder(root, class_dir, rel, split, listing)
+    listing.files.sort(key=lambda f: f.name)
+    return listing
+
+
+def _list_class_folder(root: Path, class_dir: Path, rel_class: str, split: str, listing: _Listing) -> None:
+    """Add the files of one class folder; anything there that is not a regular file (a FIFO, a device) is refused."""
+    for entry in class_dir.iterdir():
+        rel = f"{rel_class}/{entry.name}"
+        if is_skipped_name(entry.name):
+            listing.skipped.add(rel)
+        elif not entry.is_dir():  # a folder inside a class folder is not part of the layout
+            input_file(entry, "image", DataError)
+            listing.files.append(_ImageFile(split, class_dir.name, rel, _bounded_reader(entry, f"{root}/{rel}")))
 
 
 def _bounded_reader(path: Path, where: str) -> Callable[[], bytes]:
@@ -150,36 +216,42 @@ def _bounded_reader(path: Path, where: str) -> Callable[[], bytes]:
 
 
 def _may_hold_images(rel: str) -> bool:
-    """True for ``<split>/<class>/<file>`` and ``<top>/<split>/<class>/<file>``: the paths worth reading."""
+    """True for ``<split>/<class>/<file>`` and ``<top>/<split>/<class>/<file>`` without a skipped name: worth reading."""
     parts = rel.split("/")
-    return (len(parts) == 3 and parts[0] in _SPLITS) or (len(parts) == 4 and parts[1] in _SPLITS)
+    return (((len(parts) == 3 and parts[0] in _SPLITS) or (len(parts) == 4 and parts[1] in _SPLITS))
+            and not any(is_skipped_name(part) for part in parts))
 
 
-def _list_image_tarball(path: Path) -> tuple[list[_ImageFile], dict[str, set[str]]]:
+def _list_image_tarball(path: Path) -> _Listing:
     """Image files and class folders of an image folder packed as a (gzipped) tarball.
 
     The files that may be images are read into memory, each refused beyond
     MAX_IMAGE_FILE_BYTES by its header; nothing is extracted to disk. The archive is checked
     end to end by :func:`cifar_alexnet.data.checked_tar.read_tarball` (gzip CRC and length,
-    end-of-archive marker, nothing after it).
+    end-of-archive marker, nothing after it), which also resolves links to files inside it.
     """
     tar = read_tarball(path, _may_hold_images, max_member_bytes=MAX_IMAGE_FILE_BYTES, member_kind="an image file",
                        fix="re-download or re-create it (tar czf data.tar.gz train test)")
-    contents, directories = tar.files, tar.directories
+    directories = tar.directories | set(tar.folder_links)
     prefix = _split_layout(tar.file_names + [d + "/x" for d in directories])
-    class_dirs: dict[str, set[str]] = {s: set() for s in _SPLITS}
-    for rel in tar.file_names + [d + "/" for d in directories]:
-        parts = rel[len(prefix):].split("/") if rel.startswith(prefix) else []
-        if len(parts) >= 2 and parts[0] in _SPLITS and parts[1] and not parts[1].startswith("."):
-            if len(parts) >= 3 or rel.endswith("/"):
-                class_dirs[parts[0]].add(parts[1])
-    files = []
-    for rel in sorted(contents):
-        parsed = _classify(rel, prefix)
-        if parsed is None or parsed[2].startswith("."):
+    listing = _Listing([], {s: set() for s in _SPLITS})
+    for rel in [*tar.file_names, *directories]:
+        entry = _skipped_entry(rel, prefix)
+        if entry is not None:
+            listing.skipped.add(entry)
             continue
-        files.append(_ImageFile(parsed[0], parsed[1], rel, (lambda data=contents[rel]: data)))
-    return files, class_dirs
+        parts = rel[len(prefix):].split("/") if rel.startswith(prefix) else []
+        if rel in tar.folder_links and parts and parts[0] in _SPLITS and len(parts) <= 2:
+            raise DataError(f"{path}: member {rel!r} is a symbolic link to the folder {tar.folder_links[rel]!r}; "
+                            "links to folders are not followed inside an archive. Re-create it with tar "
+                            "--dereference (-h), which stores the files themselves.")
+        if len(parts) >= 2 and parts[0] in _SPLITS and parts[1] and (len(parts) >= 3 or rel in directories):
+            listing.class_dirs[parts[0]].add(parts[1])
+    for rel in sorted(tar.files):
+        parsed = _classify(rel, prefix)
+        if parsed is not None:
+            listing.files.append(_ImageFile(parsed[0], parsed[1], rel, (lambda data=tar.files[rel]: data)))
+    return listing
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,7 +307,9 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
 
     PIL releases the GIL while it decodes, so threads use all cores. The chunks' results are
     collected in order, so the error raised for a bad input is always that of the first bad
-    file in sorted order, however the threads were scheduled.
+    file in sorted order, however the threads were scheduled. When anything stops the decode
+    -- a bad file, Ctrl-C, SIGTERM -- the chunks not yet started are cancelled, so the error
+    (or the interruption) takes effect after the running chunks, not after all of them.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -254,10 +328,14 @@ def _decode_all(files: Sequence[_ImageFile], where: Path, chunk: int = 2000) -> 
     # Pillow warns (DecompressionBombWarning) when it opens an image of more than about 89
     # megapixels; as an error, _decode_image turns it into a DataError instead of a stray
     # warning. The filter is process-wide, so it is set here, around all the threads.
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=max(1, min(workers, 8))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, 8)))
+    with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        for finished in pool.map(decode_chunk, range(0, len(files), chunk)):  # re-raises in chunk order
-            pass
+        try:
+            for future in [pool.submit(decode_chunk, start) for start in range(0, len(files), chunk)]:
+                future.result()  # re-raises in chunk order
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return images
 
 
@@ -281,6 +359,13 @@ def _decode_image_folder(files: list[_ImageFile], class_dirs: dict[str, set[str]
             f"{only_test}). Both splits need the same classes."
         )
     classes = tuple(sorted(class_dirs["train"]))  # CIFAR-10's names sort into the official order
+    if not MIN_CLASSES <= len(classes) <= MAX_CLASSES:
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise DataError(
+            f"{where}: {len(classes):,} class folder(s) ({shown}); a data set needs {MIN_CLASSES} to {MAX_CLASSES:,} "
+            "classes (cifar_alexnet/runtime/limits.py): one class cannot be learned, and a checkpoint of any other "
+            "count could not be read back. Add or remove class folders in both train/ and test/."
+        )
     index = {name: i for i, name in enumerate(classes)}
     for f in files:
         if not f.name.lower().endswith(_IMAGE_SUFFIXES):
@@ -332,10 +417,12 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
             with absolute paths or ``..`` are refused).
         cache_dir: where the decoded ``.npz`` goes (default
             :func:`~cifar_alexnet.data.decode_cache.default_cache_dir`). The cache name carries
-            the archive's SHA-256 (for a folder: a hash of every file's name, size and
-            modification time), so a changed input is decoded again. It is written
+            the archive's SHA-256 (for a folder: a hash of every listed image file's name, size
+            and modification time), so a changed input is decoded again. It is written
             atomically: an interrupted decode leaves no cache behind. A cache that cannot be
-            read is decoded again and replaced; one that cannot be written (a read-only file
+            read, or that was changed since it was written (its checksum, see
+            :mod:`~cifar_alexnet.data.decode_cache`), is decoded again and replaced, with a
+            ``warning:`` line; one that cannot be written (a read-only file
             system, no permission, a file in the way) costs one ``warning:`` line on stderr,
             and the data is returned uncached. A full disk raises
             :class:`~cifar_alexnet.errors.DiskFullError`, as it does for every file written.
@@ -353,32 +440,53 @@ def load_image_folder(path: str | os.PathLike, *, cache_dir: str | os.PathLike |
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: not found. Pass --data with an existing image folder or .tar.gz.")
-    cache_path = sha = None
+    sha, listing = "", None
+    if path.is_file():
+        sha = key = sha256_file(path)  # a content key: survives moves and copies
+    else:
+        listing = _listed_folder(path)
+        key = folder_fingerprint(path, [path / f.name for f in listing.files])
+    cache_path = None
     if use_cache:
-        cache_path, sha = cache_file_for(path, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        if cache_path.is_file():
-            cached = read_cache(cache_path)
-            if cached is not None:
-                return cached
-    elif path.is_file():
-        sha = sha256_file(path)
-    source = KNOWN_ARCHIVES.get(sha or "", f"image folder {path.name}")
-    files, class_dirs = _list_image_tarball(path) if path.is_file() else _list_image_folder(path)
-    if not files and any(class_dirs.values()):
-        raise DataError(f"{path}: no images found under train/<class>/ or test/<class>/. Add 32x32 RGB PNG/JPEG files.")
-    train, test = _decode_image_folder(files, class_dirs, path, source, KNOWN_ARCHIVE_COUNTS.get(sha or ""))
+        cache_path = cache_file_for(path, key, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        cached = read_cache(cache_path, key) if cache_path.is_file() else None
+        if cached is not None:
+            return cached
+    train, test = _decode_listing(listing if listing is not None else _list_image_tarball(path), path, sha)
     if cache_path is not None:
-        _write_cache_or_warn(cache_path, train, test)
+        _write_cache_or_warn(cache_path, train, test, key)
     return train, test
 
 
-def _write_cache_or_warn(cache_path: Path, train: ArrayDataset, test: ArrayDataset) -> None:
+def _listed_folder(root: Path) -> _Listing:
+    """:func:`_list_image_folder`, with a folder that cannot be listed reported as a :class:`DataError`."""
+    try:
+        return _list_image_folder(root)
+    except OSError as exc:
+        raise DataError(f"{root}: cannot be listed ({describe_exception(exc)}); check its permissions") from None
+
+
+def _decode_listing(listing: _Listing, path: Path, sha: str) -> tuple[ArrayDataset, ArrayDataset]:
+    """Say what was skipped (once, in one line), then decode what was listed."""
+    if listing.skipped:
+        n, shown = len(listing.skipped), sorted(listing.skipped)
+        print(f"note: {path}: skipped {n} hidden entr{'y' if n == 1 else 'ies'} (names starting with '.', and "
+              f"__MACOSX folders, are never images): {', '.join(shown[:3])}{', ...' if n > 3 else ''}",
+              file=sys.stderr, flush=True)
+    if not listing.files and any(listing.class_dirs.values()):
+        raise DataError(f"{path}: no images found under train/<class>/ or test/<class>/. Add 32x32 RGB PNG/JPEG files.")
+    source = KNOWN_ARCHIVES.get(sha, f"image folder {path.name}")
+    return _decode_image_folder(listing.files, listing.class_dirs, path, source, KNOWN_ARCHIVE_COUNTS.get(sha))
+
+
+def _write_cache_or_warn(cache_path: Path, train: ArrayDataset, test: ArrayDataset, key: str) -> None:
     """Write the decode cache; a place that cannot be written costs one warning line (a full disk raises)."""
     try:
-        write_cache(cache_path, train, test)
+        write_cache(cache_path, train, test, key)
     except DiskFullError:  # like every other write: one clear error, nothing partial left
         raise
     except OSError as exc:  # read-only, no permission, a file where the folder should be: go on uncached
-        print(f"warning: cannot write the decode cache {cache_path} ({describe_exception(exc.__cause__ or exc)}); "
-              "continuing without it, so the next run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) "
-              "to a writable directory.", file=sys.stderr, flush=True)
+        why = str(exc) if isinstance(exc, OutputPathError) else describe_exception(exc.__cause__ or exc)
+        print(f"warning: cannot write the decode cache {cache_path} ({why}); continuing without it, so the next "
+              "run decodes again. Set CIFAR_ALEXNET_CACHE (or --cache-dir) to a writable directory.",
+              file=sys.stderr, flush=True)

@@ -20,10 +20,12 @@ whose ``label_names`` lists the ten class names in label order, :data:`CIFAR10_C
 
 Reading it safely:
 
-* **No code runs.** Unpickling calls whatever callable the file names, so a tampered file
-  could run anything. The batches are read with a *restricted* unpickler that can build only
-  dicts, lists, strings, numbers and NumPy ``uint8`` arrays (an allow-list of four NumPy
-  functions and types); any other name is refused before it is called.
+* **No code runs, and the cost is bounded.** Unpickling calls whatever callable the file
+  names, and a few KB of nested shared references can describe a structure of any size. The
+  batches are read with a *restricted* unpickler (:mod:`cifar_alexnet.data.safe_pickle`) that
+  can build only dicts, lists, strings, numbers and NumPy integer arrays, runs a bounded number
+  of instructions, and refuses any other name before it is called; every value's type is
+  checked before it is converted or quoted in a message.
 * **Integrity.** With ``verify=True`` (the default) every file's MD5 is compared with the
   official value that torchvision records (:class:`torchvision.datasets.CIFAR10`
   ``tgz_md5``, ``train_list``, ``test_list``, ``meta``): the tarball's, or each file's in
@@ -45,9 +47,7 @@ the fix.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
 from pathlib import Path
 from typing import Sequence
 
@@ -56,6 +56,7 @@ import numpy as np
 from cifar_alexnet.data.arrays import CIFAR10_CLASSES, ArrayDataset, describe_exception
 from cifar_alexnet.errors import DataError
 from cifar_alexnet.data.checked_tar import read_tarball
+from cifar_alexnet.data.safe_pickle import PickleRefused, load_batch_pickle, short_repr
 from cifar_alexnet.runtime.limits import MAX_BATCH_FILE_BYTES, format_bytes
 
 __all__ = [
@@ -116,60 +117,22 @@ def _md5_file(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Safe unpickling: an allow-list of the callables a batch needs
+# Reading a batch: the restricted unpickler, then every value's type checked before use
 # ---------------------------------------------------------------------------------------
 
 
-#: The ndarray-rebuilding functions NumPy's pickles call, taken from NumPy itself (the module
-#: that holds them moved from ``numpy.core`` to ``numpy._core`` in NumPy 2).
-_NUMPY_RECONSTRUCT = np.empty(0, np.uint8).__reduce__()[0]
-_NUMPY_FROMBUFFER = np.empty(0, np.uint8).__reduce_ex__(5)[0]
-_ALLOWED_GLOBALS = {
-    # Protocol 0-4 arrays (the official files: Python 2 cPickle, protocol 2).
-    ("numpy.core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,
-    # Protocol 5 arrays (pickle.dump in Python 3.8+ with protocol=5).
-    ("numpy.core.numeric", "_frombuffer"): _NUMPY_FROMBUFFER,
-    ("numpy._core.numeric", "_frombuffer"): _NUMPY_FROMBUFFER,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    """The pickle names a callable that a CIFAR-10 batch never needs."""
-
-
-class _BatchUnpickler(pickle.Unpickler):
-    """An unpickler that can build only what a CIFAR-10 batch contains.
-
-    Unpickling calls whatever callable the file names (``os.system`` included), so an
-    ordinary ``pickle.load`` of a downloaded file can run code. Containers, strings and
-    numbers need no callables at all; NumPy arrays need the four functions and types in
-    ``_ALLOWED_GLOBALS``. Every other name is refused *before* anything is called.
-    """
-
-    def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise _RefusedGlobal(
-                f"refusing to load global {module}.{name}: a CIFAR-10 batch holds only dicts, lists, "
-                "strings, numbers and uint8 arrays"
-            ) from None
-
-
 def _unpickle_batch(raw: bytes, where: str) -> dict[str, object]:
-    """Unpickle one batch file safely; keys are returned as ``str``.
+    """Unpickle one batch file safely (:mod:`cifar_alexnet.data.safe_pickle`); keys are returned as ``str``.
 
     The official files were written by Python 2, whose byte strings arrive as ``str`` with
     ``encoding="latin1"`` (NumPy's documented choice for Python 2 pickles); files written by
     Python 3 have ``bytes`` keys. Both are accepted.
     """
     try:
-        obj = _BatchUnpickler(io.BytesIO(raw), encoding="latin1").load()
-    except _RefusedGlobal as exc:
-        raise DataError(f"{where}: not a safe CIFAR-10 batch ({exc}). The file may be tampered with; {_FIX_OFFICIAL}") from None
+        obj = load_batch_pickle(raw)
+    except PickleRefused as exc:
+        raise DataError(f"{where}: not read as a CIFAR-10 batch: {exc}. A batch is a dict of strings, lists of "
+                        f"numbers and uint8 arrays, as pickle and NumPy write them; {_FIX_OFFICIAL}") from None
     except Exception as exc:  # truncated or garbled files raise many kinds of errors
         raise DataError(
             f"{where}: cannot be read as a CIFAR-10 batch ({describe_exception(exc)}); the file is corrupt or "
@@ -188,19 +151,24 @@ def _batch_arrays(batch: dict[str, object], where: str) -> tuple[np.ndarray, np.
     """
     for key in ("data", "labels"):
         if key not in batch:
-            raise DataError(f"{where}: the batch has no {key!r} entry (keys: {sorted(batch)}); {_FIX_OFFICIAL}")
+            raise DataError(f"{where}: the batch has no {key!r} entry (keys: {short_repr(sorted(batch))}); "
+                            f"{_FIX_OFFICIAL}")
     data = batch["data"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(
-            f"{where}: 'data' must be a uint8 array of shape (n, 3072); got {type(data).__name__} "
-            f"{getattr(data, 'dtype', '')} {getattr(data, 'shape', '')}; {_FIX_OFFICIAL}"
+            f"{where}: 'data' must be a uint8 array of shape (n, 3072); got {short_repr(data)}; {_FIX_OFFICIAL}"
         )
+    labels = batch["labels"]
+    if isinstance(labels, np.ndarray) and labels.ndim == 1:  # an integer array (checked when it was unpickled)
+        labels = labels.tolist()
+    if not isinstance(labels, list) or not all(type(v) is int for v in labels):  # before NumPy walks it
+        raise DataError(f"{where}: 'labels' must be a list of integers, got {short_repr(labels)}; {_FIX_OFFICIAL}")
+    if len(labels) != data.shape[0]:
+        raise DataError(f"{where}: {data.shape[0]} images but {len(labels)} labels; {_FIX_OFFICIAL}")
     try:
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{where}: 'labels' must be a list of integers; {_FIX_OFFICIAL}") from None
-    if labels.shape != (data.shape[0],):
-        raise DataError(f"{where}: {data.shape[0]} images but {labels.size} labels; {_FIX_OFFICIAL}")
+        labels = np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{where}: 'labels' holds an integer beyond 64 bits; {_FIX_OFFICIAL}") from None
     bad = (labels < 0) | (labels >= len(CIFAR10_CLASSES))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
@@ -249,7 +217,11 @@ class _OfficialFiles:
         too_large = (self.path / name).stat().st_size > MAX_BATCH_FILE_BYTES
         if not too_large:
             with open(self.path / name, "rb") as handle:  # bounded: the file may have grown since
-                data = handle.read(MAX_BATCH_FILE_BYTES + 1)
+                chunks, size = [], 0
+                while size <= MAX_BATCH_FILE_BYTES and (chunk := handle.read(1 << 20)):
+                    chunks.append(chunk)
+                    size += len(chunk)
+            data = b"".join(chunks)
             too_large = len(data) > MAX_BATCH_FILE_BYTES
         if too_large:
             raise DataError(
@@ -324,11 +296,11 @@ def _read_file(files: "_OfficialFiles", name: str, md5s: dict[str, str] | None) 
 def _check_label_names(meta: dict, where: str) -> None:
     """``batches.meta`` must name the ten CIFAR-10 classes in the official order."""
     names = meta.get("label_names")
-    names = [n.decode("latin1") if isinstance(n, bytes) else n for n in names] if isinstance(names, list) else names
+    if isinstance(names, list) and len(names) == len(CIFAR10_CLASSES):  # then each is compared, not walked
+        names = [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
     if names != list(CIFAR10_CLASSES):
-        raise DataError(
-            f"{where}: label_names {names!r} are not the ten CIFAR-10 classes {list(CIFAR10_CLASSES)}; {_FIX_OFFICIAL}"
-        )
+        raise DataError(f"{where}: label_names {short_repr(names)} are not the ten CIFAR-10 classes "
+                        f"{list(CIFAR10_CLASSES)}; {_FIX_OFFICIAL}")
 
 
 def _read_split(files: "_OfficialFiles", batch_names: Sequence[str], md5s: dict[str, str] | None,

@@ -5,8 +5,14 @@ CIFAR-10. An image of any other size is **refused** with a message that names th
 size and the fix, because silently shrinking a photo to 32x32 gives an input unlike anything
 the model saw in training, and the answer would look more trustworthy than it is. Pass
 ``--resize`` to accept other sizes anyway: the image is centre-cropped to a square and
-resized to 32x32 (bicubic). Any PIL colour mode is converted to RGB (grayscale is fine: a
-third of the training images were grayscale; transparency is dropped).
+resized to 32x32 (bicubic).
+
+Colour policy: every Pillow mode becomes 8-bit RGB by its real range (:func:`rgb_image`).
+Grayscale is fine (a third of the training images were grayscale). 16-bit images (``I;16``,
+a 16-bit grayscale PNG) are scaled from 0..65535 to 0..255 -- Pillow's own ``convert``
+clips them at 255, which makes such a PNG almost white. Palettes, CMYK, YCbCr, LAB, HSV and the
+alpha modes go through Pillow's ``convert("RGB")`` (transparency is dropped, as there). 32-bit
+integer and float images (``I``, ``F``) carry no range at all and are refused with a message.
 
 The probabilities are the softmax of the logits; for each image they sum to 1.
 
@@ -23,14 +29,45 @@ import numpy as np
 import torch
 from torch import nn
 
-from cifar_alexnet.errors import DataError, MissingFileError
+from cifar_alexnet.errors import DataError
 from cifar_alexnet.inference.evaluate import normalize_uint8_images
 from cifar_alexnet.runtime.limits import MAX_PREDICT_PIXELS
+from cifar_alexnet.runtime.paths import input_file
 
-__all__ = ["IMAGE_SIZE", "load_image", "predict_probabilities", "top_k"]
+__all__ = ["IMAGE_SIZE", "SIXTEEN_BIT_MODES", "rgb_image", "load_image", "predict_probabilities", "top_k"]
 
 #: Height and width the model takes.
 IMAGE_SIZE = 32
+#: Pillow's modes of one 16-bit channel: integers 0..65535.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def rgb_image(image, where: str | Path):
+    """``image`` (a PIL image of any mode) as an 8-bit RGB PIL image, each mode by its real range.
+
+    16-bit modes: ``round(v * 255 / 65535)``, so ``v = 257 * g`` (how 8 bits are widened to 16)
+    gives back ``g`` exactly. ``I`` and ``F``: refused (no range). Every other mode: Pillow's
+    ``convert("RGB")``, through ``RGBA`` for a palette with transparency and ``LA`` for ``La``.
+
+    Raises:
+        DataError: a 32-bit integer or float image.
+    """
+    from PIL import Image
+
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.uint32)  # (H, W), 0..65535 whatever the byte order
+        gray = ((values * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+    if image.mode in ("I", "F"):
+        kind = "32-bit integers" if image.mode == "I" else "32-bit floats"
+        raise DataError(f"{where}: mode {image.mode!r} ({kind}) has no fixed range, so its 8-bit colours are "
+                        "unknown; convert it to an 8- or 16-bit image first")
+    if image.mode == "La":  # premultiplied: Pillow converts it only to LA
+        image = image.convert("LA")
+    if image.mode == "P" and "transparency" in image.info:  # Pillow warns unless it goes through RGBA
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
 
 def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
     """Read one image file as uint8 ``(32, 32, 3)`` RGB.
@@ -41,13 +78,11 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
 
     Raises:
         MissingFileError: no such file.
-        DataError: the file is not an image, or it is not 32x32 and ``resize`` is False.
+        DataError: not a regular file, not an image, or not 32x32 while ``resize`` is False.
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"image {path} does not exist")
+    path = input_file(path, "image", DataError)  # "does not exist", or "not a regular file but a FIFO"
     try:
         # Pillow only warns (DecompressionBombWarning) when it opens an image of more than about
         # 89 megapixels; as an error it becomes the one-line refusal below, not a stray warning.
@@ -59,10 +94,12 @@ def load_image(path: str | Path, *, resize: bool = False) -> np.ndarray:
             if width * height > MAX_PREDICT_PIXELS:
                 raise DataError(f"{path}: {width}x{height} pixels is more than the {MAX_PREDICT_PIXELS:,} "
                                  "cifar-alexnet predict decodes; refused before decoding. Shrink it first.")
-            image = image.convert("RGB")
+            image = rgb_image(image, path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{path}: refused before decoding, far too many pixels ({exc})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: not an image PIL can read ({exc})") from None
     if (width, height) != (IMAGE_SIZE, IMAGE_SIZE):
         if not resize:

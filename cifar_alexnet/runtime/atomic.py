@@ -8,6 +8,12 @@ temporary file is removed and the destination is untouched. Only ``kill -9`` (or
 can leave one behind: :func:`remove_leftover_temp_files` clears them, for a directory whose
 writers are known to be gone.
 
+What may be replaced: :func:`cifar_alexnet.runtime.paths.output_file` decides, for every
+write -- a regular file or nothing; a symbolic link is followed and the file it points to is
+replaced (the temporary file is written next to that file, so the rename stays atomic);
+a folder, a device, a FIFO or a socket is refused. The check is made again just before the
+rename.
+
 Permissions: ``tempfile.mkstemp`` creates its file readable by the owner only (mode 0600).
 The finished file gets the permissions a plain ``open(path, "w")`` would have given it: the
 mode of the file it replaces, or ``0o666`` minus the process umask for a new file, so that
@@ -21,11 +27,13 @@ import errno
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 from cifar_alexnet.errors import CifarAlexnetError, DiskFullError, OutputPathError
+from cifar_alexnet.runtime.paths import file_kind, output_file
 
 __all__ = ["write_error", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
            "remove_leftover_temp_files"]
@@ -63,11 +71,14 @@ def _permissions_for(path: Path) -> int:
 def write_error(path: Path, exc: OSError) -> DiskFullError | OutputPathError:
     """The package's error for an ``OSError`` met while writing ``path``: a full disk, or a path that cannot be written."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(exc.errno, f"no space left while writing {path}; the previous version of the file (if "
-                                        "any) is intact. Free some disk space or choose another --out directory, "
-                                        "then run again.")
-    return OutputPathError(exc.errno, f"cannot write {path} ({exc.strerror or exc}); the previous version of the "
-                                      "file (if any) is intact. Choose another path, or make its folder writable.")
+        error: DiskFullError | OutputPathError = DiskFullError(
+            f"no space left while writing {path}; the previous version of the file (if any) is intact. Free some "
+            "disk space or choose another --out directory, then run again.")
+    else:
+        error = OutputPathError(f"cannot write {path} ({exc.strerror or exc}); the previous version of the file (if "
+                                "any) is intact. Choose another path, or make its folder writable.")
+    error.errno = exc.errno  # for callers that test it; the message stays one plain line
+    return error
 
 
 @contextlib.contextmanager
@@ -80,7 +91,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with atomic_path(run_dir / "best.safetensors") as tmp:
             save_file(tensors, tmp)
     """
-    path = Path(path)
+    path = output_file(path)  # a regular file or nothing; a symbolic link's target
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -93,6 +104,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, _permissions_for(path))
+        _check_still_replaceable(path)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except CifarAlexnetError:
@@ -104,6 +116,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _check_still_replaceable(path: Path) -> None:
+    """Refuse the rename if, since :func:`output_file` looked, something other than a regular file appeared at ``path``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OutputPathError(f"{path}: not a regular file any more but {file_kind(mode)} -- something replaced it "
+                              "while it was being written -- so it is not replaced; choose another path")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | Callable[[], bytes]) -> None:

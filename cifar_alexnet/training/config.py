@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cifar_alexnet.errors import OptionsError
-from cifar_alexnet.runtime.limits import MAX_COUNTER, MAX_HIDDEN, MAX_WORKERS
+from cifar_alexnet.runtime.limits import MAX_COUNTER, MAX_HIDDEN, MAX_WORKERS, subset_size_problem
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE", "HYPER", "SPEED", "RUN", "validate_config", "field_base_type",
            "field_type_problem"]
@@ -193,10 +193,8 @@ def validate_config(config: TrainConfig, world_size: int = 1) -> None:
     if not 0 <= c.workers <= MAX_WORKERS:
         problems.append(f"--workers {c.workers}: must be in 0..{MAX_WORKERS}")
     for name in ("limit_train", "limit_test"):
-        value = getattr(c, name)
-        if value is not None and not 10 <= value <= MAX_COUNTER:
-            problems.append(f"--{name.replace('_', '-')} {value}: must be in 10..{MAX_COUNTER:,} (at least one image "
-                            "per class)")
+        if problem := subset_size_problem(f"--{name.replace('_', '-')}", getattr(c, name)):
+            problems.append(problem)
     if problems:
         raise OptionsError("invalid training configuration: " + "; ".join(problems))
 

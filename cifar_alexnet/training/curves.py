@@ -13,11 +13,14 @@ running training averages.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from cifar_alexnet.errors import DataError, MissingFileError
 from cifar_alexnet.runtime.atomic import atomic_path
+from cifar_alexnet.runtime.limits import MAX_COUNTER, MAX_HISTORY_BYTES, format_bytes
+from cifar_alexnet.runtime.paths import input_file
 
 __all__ = ["ORIGINAL_PUBLISHED_ACCURACY", "ORIGINAL_SOURCE", "load_history", "plot_history"]
 
@@ -35,31 +38,92 @@ ORIGINAL_PUBLISHED_ACCURACY: dict[int, tuple[float, float]] = {
 }
 
 _REQUIRED_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc")
+_OPTIONAL_KEYS = ("eval_train_loss", "eval_train_acc")
+#: Largest magnitude of a loss or accuracy that is plotted (an accuracy must also lie in [0, 100]).
+_MAX_VALUE = 1e15
 
 
 def load_history(run_dir_or_file: str | Path) -> list[dict]:
     """Read ``history.json`` (a list of per-epoch dicts) from a run directory or the file itself.
 
+    Bounded for any file: one larger than :data:`~cifar_alexnet.runtime.limits.MAX_HISTORY_BYTES`
+    is refused by its size, and every JSON object is checked as soon as it is parsed (its
+    ``epoch`` an integer in ``0..MAX_COUNTER``, its losses and accuracies finite numbers, the
+    accuracies in ``[0, 100]``) and kept with those fields only, so a malformed file stops at its
+    first bad record and a well-formed one takes a few hundred bytes per epoch.
+
     Raises:
         MissingFileError: no history there.
-        DataError: the file is not a list of dicts with ``epoch, train_loss, train_acc,
-            test_loss, test_acc``.
+        DataError: not a regular file, too large, not UTF-8 JSON (or nested too deep), or not a
+            non-empty list of records with ``epoch, train_loss, train_acc, test_loss, test_acc``.
+            The message names the file, and the record and field at fault.
     """
     path = Path(run_dir_or_file)
     if path.is_dir():
         path = path / "history.json"
-    if not path.is_file():
-        raise MissingFileError(f"{path} does not exist; pass a run directory written by `cifar-alexnet train`")
     try:
-        history = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc}); the run may have been interrupted while writing") from exc
+        input_file(path, "history", DataError)
+    except MissingFileError as exc:
+        raise MissingFileError(f"{exc}; pass a run directory written by `cifar-alexnet train`") from None
+    text = _read_bounded_text(path)
+    try:
+        history = json.loads(text, object_pairs_hook=lambda pairs: _record(pairs, path))
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a run's history") from None
+    except ValueError as exc:  # JSONDecodeError, an integer of more than 4,300 digits
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{path}: not valid JSON ({str(exc)[:120]}); the run may have been interrupted while "
+                        "writing it") from None
     if not isinstance(history, list) or not history or not all(isinstance(row, dict) for row in history):
         raise DataError(f"{path}: expected a non-empty JSON list of per-epoch objects")
-    missing = [k for k in _REQUIRED_KEYS if k not in history[0]]
-    if missing:
-        raise DataError(f"{path}: epoch records lack {missing} (need {list(_REQUIRED_KEYS)})")
     return history
+
+
+def _read_bounded_text(path: Path) -> str:
+    """The file's text, refused beyond MAX_HISTORY_BYTES before it is read and if it is not UTF-8."""
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_HISTORY_BYTES + 1)
+    if len(raw) > MAX_HISTORY_BYTES:
+        raise DataError(f"{path}: larger than the {format_bytes(MAX_HISTORY_BYTES)} a run's history may take "
+                        "(MAX_HISTORY_BYTES in cifar_alexnet/runtime/limits.py; 100 epochs take about 30 KB); "
+                        "refused without reading it whole")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start:,} is {raw[exc.start]:#04x}); it is not a "
+                        "history.json that `cifar-alexnet train` wrote") from None
+
+
+def _record(pairs: list[tuple[str, Any]], path: Path) -> dict[str, Any]:
+    """One JSON object of the history, checked as it is parsed; only the plotted fields are kept."""
+    fields = dict(pairs)
+    missing = [key for key in _REQUIRED_KEYS if key not in fields]
+    if missing:
+        raise DataError(f"{path}: an epoch record lacks {missing} (each needs {list(_REQUIRED_KEYS)})")
+    epoch = fields["epoch"]
+    if type(epoch) is not int or not 0 <= epoch <= MAX_COUNTER:
+        raise DataError(f"{path}: epoch {str(epoch)[:40]!r} is not an integer in 0..{MAX_COUNTER:,}")
+    record = {"epoch": epoch}
+    for key in (*_REQUIRED_KEYS[1:], *_OPTIONAL_KEYS):
+        value = fields.get(key)
+        if value is None and key in _OPTIONAL_KEYS:
+            continue
+        if type(value) not in (int, float) or not _plottable(value, accuracy=key.endswith("_acc")):
+            raise DataError(f"{path}: epoch {epoch}: {key} {str(value)[:40]!r} is not a finite number"
+                            + (" in [0, 100]" if key.endswith("_acc") else f" of magnitude at most {_MAX_VALUE:g}"))
+        record[key] = float(value)
+    if len([key for key in _OPTIONAL_KEYS if key in record]) == 1:  # the two are drawn together
+        raise DataError(f"{path}: epoch {epoch}: has one of {list(_OPTIONAL_KEYS)} without the other")
+    return record
+
+
+def _plottable(value: float, accuracy: bool) -> bool:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        return False
+    return math.isfinite(number) and (0.0 <= number <= 100.0 if accuracy else abs(number) <= _MAX_VALUE)
 
 
 def _as_percent(values: Sequence[float]) -> list[float]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
+import stat
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -25,9 +27,10 @@ from torch import nn
 from cifar_alexnet.checkpoints.format import (CHECKPOINT_BEST, CHECKPOINT_LAST, Checkpoint, load_checkpoint,
                                               save_checkpoint)
 from cifar_alexnet.checkpoints.meta import CheckpointMeta, MidEpoch, RunState
-from cifar_alexnet.errors import CifarAlexnetError, MissingFileError, RunDirError
+from cifar_alexnet.errors import CifarAlexnetError, DiskFullError, MissingFileError, RunDirError
 from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text, remove_leftover_temp_files
 from cifar_alexnet.runtime.dir_lock import LOCK_NAME, DirLock
+from cifar_alexnet.runtime.paths import file_kind
 from cifar_alexnet.runtime.distributed import DistContext, all_reduce_max
 from cifar_alexnet.runtime.random_state import capture_rng_state
 from cifar_alexnet.training.curves import plot_history
@@ -85,13 +88,28 @@ def claimed_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext,
         raise RunDirError(f"{run_dir}: rank 0 could not claim the run directory (see its message)")
     try:
         yield load_checkpoint(run_dir / CHECKPOINT_LAST) if resume else None
-    except BaseException:
-        if created and not any((run_dir / name).exists() for name in (CHECKPOINT_LAST, CHECKPOINT_BEST)):
+    except BaseException as exc:
+        kept = [name for name in (CHECKPOINT_LAST, CHECKPOINT_BEST) if (run_dir / name).exists()]
+        if created and not kept:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: only clutter
+        if isinstance(exc, DiskFullError) and ctx.is_main:  # say what the run directory still holds
+            raise DiskFullError(f"{exc} {_what_is_kept(run_dir, kept, removed=created and not kept)}") from exc
         raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def _what_is_kept(run_dir: Path, kept: list[str], removed: bool) -> str:
+    """After a failed write: which checkpoints ``run_dir`` keeps, and how to go on once there is space."""
+    if removed:
+        return f"{run_dir} held no checkpoint yet and was removed."
+    if CHECKPOINT_LAST in kept:
+        return f"{run_dir}/{CHECKPOINT_LAST} is the resumable checkpoint: continue with --resume {run_dir}."
+    if kept:
+        return (f"{run_dir} keeps {CHECKPOINT_BEST} (weights only) but no resumable {CHECKPOINT_LAST}, so the run "
+                "cannot be resumed: start it again with another --out.")
+    return f"{run_dir} holds no checkpoint."
 
 
 def _claim_here(run_dir: Path, resume: bool) -> tuple[DirLock, bool]:
@@ -100,7 +118,9 @@ def _claim_here(run_dir: Path, resume: bool) -> tuple[DirLock, bool]:
     if not resume:
         blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
         if blocking is not None:
-            raise RunDirError(f"--out {run_dir}: {blocking} is a file, not a directory; choose another --out")
+            mode = os.stat(blocking).st_mode
+            kind = "a file" if stat.S_ISREG(mode) else file_kind(mode)
+            raise RunDirError(f"--out {run_dir}: {blocking} is {kind}, not a directory; choose another --out")
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             run_dir.mkdir()

@@ -362,7 +362,7 @@ def test_evaluate_checks_its_out_path_before_any_work(tmp_path, capsys):
     (tmp_path / "a_file").write_text("")
     assert main(["evaluate", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "a_file" / "cm.png")]) == 2
     err = capsys.readouterr().err
-    assert "--out" in err and "is not an existing folder" in err  # refused before the checkpoint is even looked at
+    assert "--out" in err and "is a file, not a folder" in err  # refused before the checkpoint is even looked at
 
 
 def test_evaluate_has_the_no_verify_option_its_messages_suggest():

@@ -26,6 +26,7 @@ import cifar_alexnet.data.official_archive as official_archive_module
 from cifar_alexnet.data.arrays import CIFAR10_CLASSES, ArrayDataset
 from cifar_alexnet.errors import DataError
 from cifar_alexnet.data.cifar10 import channel_stats, class_balanced_subset, load_cifar10
+from cifar_alexnet.data.decode_cache import cache_checksum
 from cifar_alexnet.data.image_folder import load_image_folder
 from cifar_alexnet.data.torchvision_pipeline import original_train_transform, test_transform, TorchvisionDataset
 from data_factories import (
@@ -306,10 +307,13 @@ def test_cache_is_written_once_and_reused(tmp_path):
     (cache_file,) = _cache_files(cache)
     assert cache_file.suffix == ".npz"
     mtime = cache_file.stat().st_mtime_ns
-    # Overwrite the cached pixels: if the second load reads the cache, it sees the change.
+    # Overwrite the cached pixels, with a checksum that matches them: if the second load reads
+    # the cache, it sees the change. (A change without a new checksum is refused: test_data_layout.py.)
     with np.load(cache_file) as npz:
         arrays = dict(npz)
     arrays["train_images"][0] = 255 - arrays["train_images"][0]
+    contents = {k: v for k, v in arrays.items() if k not in ("source_key", "checksum", "format_version")}
+    arrays["checksum"] = np.array(cache_checksum(str(arrays["source_key"]), contents))
     with open(cache_file, "wb") as handle:
         np.savez(handle, **arrays)
     mtime = cache_file.stat().st_mtime_ns

@@ -32,7 +32,7 @@ import cifar_alexnet.data.checked_tar as checked_tar
 from cifar_alexnet.errors import DataError
 from cifar_alexnet.data.cifar10 import load_cifar10
 from cifar_alexnet.data.image_folder import load_image_folder
-from cifar_alexnet.data.decode_cache import cache_file_for, read_cache
+from cifar_alexnet.data.decode_cache import cache_file_for, read_cache, sha256_file
 from data_factories import (
     png_bytes,
     regzip_keeping_trailer,
@@ -386,7 +386,7 @@ def test_a_cache_folder_under_a_file_costs_one_warning_line(tmp_path, capsys):
     _assert_loads_exactly(written, tmp_path / "a-file" / "cache")
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("warning: cannot write the decode cache ") and "NotADirectoryError" in lines[0]
+    assert lines[0].startswith("warning: cannot write the decode cache ") and "is a file, not a folder" in lines[0]
     assert "continuing without it" in lines[0] and "CIFAR_ALEXNET_CACHE" in lines[0]
 
 
@@ -394,7 +394,7 @@ def test_a_cache_file_that_cannot_be_replaced_costs_one_warning_line(tmp_path, c
     """A folder sits where the cache file goes (EISDIR when the finished file is moved into place)."""
     written = write_image_folder(tmp_path / "data", 1, 1, as_tarball=True, classes=("a", "b"))
     cache_dir = tmp_path / "cache"
-    cache_path, _ = cache_file_for(written.path, cache_dir)
+    cache_path = cache_file_for(written.path, sha256_file(written.path), cache_dir)
     cache_path.mkdir(parents=True)
     _assert_loads_exactly(written, cache_dir)
     lines = capsys.readouterr().err.splitlines()
@@ -405,7 +405,7 @@ def test_a_cache_file_that_cannot_be_replaced_costs_one_warning_line(tmp_path, c
 def test_a_corrupt_cache_is_decoded_again_and_replaced(tmp_path):
     written = write_image_folder(tmp_path / "data", 1, 1, as_tarball=True, classes=("a", "b"))
     cache_dir = tmp_path / "cache"
-    cache_path, _ = cache_file_for(written.path, cache_dir)
+    cache_path = cache_file_for(written.path, sha256_file(written.path), cache_dir)
     cache_path.parent.mkdir()
     cache_path.write_bytes(b"PK\x03\x04 not a zip")
     _assert_loads_exactly(written, cache_dir)

@@ -91,3 +91,26 @@ def test_cache_that_does_not_fit_leaves_no_partial_cache(tmp_path, tiny_fs):
         load_cifar10(data, cache_dir=cache)
     assert str(cache) in str(info.value)
     assert _all_files(cache) == []
+
+
+def test_a_full_disk_between_best_and_last_keeps_best_and_says_so(tmp_path, tiny_fs, monkeypatch, capsys):
+    """Issue 20, failure 10: in epoch 1 best.safetensors was written, last.safetensors failed, and the clean-up
+    removed the whole run directory while the message said the previous file was intact."""
+    data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1, seed=6)
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    common = ["--data", str(data), "--batch-size", "10", "--hidden", "32", "--device", "cpu", "--quiet", "--seed", "0",
+              "--epochs", "1"]
+    probe = tmp_path / "probe"
+    assert main(["train", *common, "--out", str(probe)]) == 0
+    best, last = (probe / "best.safetensors").stat().st_size, (probe / "last.safetensors").stat().st_size
+    assert last > 2 * best  # last adds Adam's two moments
+    disk = tiny_fs(f"{(best + last // 2) // 1024}k")  # best fits, last does not
+    run = disk / "run"
+    assert main(["train", *common, "--out", str(run)]) == DiskFullError.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left while writing" in err[0] and "last.safetensors" in err[0]
+    assert "keeps best.safetensors" in err[0] and "cannot be resumed" in err[0]
+    from cifar_alexnet.checkpoints.format import load_checkpoint
+
+    assert load_checkpoint(run / "best.safetensors").meta.run.epoch == 1  # the good checkpoint is still there
+    assert not [name for name in os.listdir(run) if name.startswith(".")], "temporary files left behind"

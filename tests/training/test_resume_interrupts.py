@@ -116,12 +116,16 @@ def test_signal_then_resume_is_bit_identical(workdir, data, uninterrupted, signu
     print(f"{name}: stopped after epoch {where[0]} + {where[1]} steps; resumed bit-identical")
 
 
-def test_signal_inside_an_epoch_saves_a_mid_epoch_checkpoint(workdir, data):
-    """A signal before/during the first step stops after that step: epoch 0 completed, step 1 of epoch 1."""
-    run_dir = workdir / "mid-epoch"
-    process, _, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir,
-                                        signal.SIGINT, "run ")
-    assert process.returncode == 130, err
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_signal_inside_an_epoch_saves_a_mid_epoch_checkpoint(workdir, data, signum, exit_code):
+    """A signal before/during the first step stops after that step: epoch 0 completed, step 1 of epoch 1.
+
+    SIGHUP (the terminal closed) is handled like SIGTERM: the mid-epoch checkpoint is written (issue 20, 9).
+    """
+    run_dir = workdir / f"mid-epoch-{signum}"
+    process, _, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir, signum, "run ")
+    assert process.returncode == exit_code, err
+    assert f"{signal.Signals(signum).name} received" in err
     meta = load_checkpoint(run_dir / "last.safetensors").meta
     assert (meta.run.epoch, meta.run.step) == (0, 1)
     assert meta.run.mid_epoch.seen == 5  # one batch of 5 images went into the running sums
