@@ -49,10 +49,12 @@ def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
     for name in ("original", "project"):
         side = result["sides"][name]
         assert side["images_per_s"] > 0 and len(side["images_per_s_each_repeat"]) == 1
-        assert side["matmul_fraction"] == pytest.approx(side["flops_per_s"] / result["matmul_flops_per_s"])
-    assert result["speedup_project_over_original"] == pytest.approx(
-        result["sides"]["project"]["images_per_s"] / result["sides"]["original"]["images_per_s"])
-    assert "project / original" in printed and "of matmul" in printed
+        assert side["images_per_s"] == max(side["images_per_s_each_repeat"])  # the best repeat is reported
+        # the FLOP rate rests on the analytic count of this test, not on the benchmark's own
+        assert side["flops_per_s"] == pytest.approx(side["images_per_s"] * 6 * _analytic_forward_macs())
+    speedup_line = next(line for line in printed.splitlines() if "project / original" in line)
+    assert f"{result['speedup_project_over_original']:.3f}x" in speedup_line  # the ratio printed is the one stored
+    assert "of matmul" in printed
     assert [p.name for p in out.parent.iterdir()] == ["tt.json"]
 
 

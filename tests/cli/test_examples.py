@@ -18,6 +18,7 @@ import torch
 from tolerances import NETWORK_GRAD_F64, NETWORK_LOGITS_F64
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "examples"))  # the examples' shared helper, _smoke.py
 EXAMPLES = sorted(p for p in (REPO_ROOT / "examples").glob("*.py") if not p.name.startswith("_"))
 
 
@@ -40,9 +41,24 @@ def smoke_runs(tmp_path_factory):
     return runs
 
 
-def test_the_examples_are_there():
-    names = {p.name for p in EXAMPLES}
-    assert {"train_original.py", "train_fast.py", "layer_by_layer.py", "receptive_field.py"} <= names
+def test_every_example_is_documented_and_runs_on_a_gpu_by_default():
+    """The examples page describes every example and shows its command; each reaches a GPU unless told otherwise."""
+    page = (REPO_ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    assert {p.name for p in EXAMPLES} >= {"train_original.py", "train_fast.py", "layer_by_layer.py",
+                                           "receptive_field.py"}
+    for path in EXAMPLES:
+        source = path.read_text(encoding="utf-8")
+        assert f"python examples/{path.name}" in page, f"docs/examples.md does not show how to run {path.name}"
+        assert "--smoke" in source.split('"""')[1], f"{path.name}: its docstring does not name the --smoke mode"
+        assert "pick_device" in source, f"{path.name} does not choose its device with _smoke.pick_device"
+    from _smoke import pick_device
+
+    assert pick_device(None, smoke=True) == "cpu" and pick_device("cuda:1", smoke=False) == "cuda:1"
+    if torch.cuda.is_available():
+        assert pick_device(None, smoke=False) == "cuda"
+    else:  # without a GPU the default refuses, with a message that names --smoke, instead of running for hours
+        with pytest.raises(SystemExit, match="--smoke"):
+            pick_device(None, smoke=False)
 
 
 @pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
