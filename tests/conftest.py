@@ -1,10 +1,18 @@
-"""Shared test set-up: hypothesis profiles and the path of the real-data archive.
+"""Shared test set-up: which tests run, hypothesis profiles, and the path of the real-data archive.
 
-Hypothesis profiles (choose with ``HYPOTHESIS_PROFILE=...``):
+Two selections (``CIFAR_ALEXNET_TESTS=...``):
 
-* ``ci`` (default): derandomized, so CI is repeatable, and sized so the whole suite stays
-  within a few minutes on two cores;
-* ``thorough``: ten times the examples, random seeds; for local runs before a release.
+* ``quick`` (default, the README's test command): every test except those marked ``slow`` --
+  real-data training and evaluation, several processes, whole benchmark and example runs, the
+  longest signal and kill loops -- with the ``quick`` hypothesis profile; a few minutes on two
+  cores. The summary says how many tests it left out;
+* ``all`` (what ``.ci/run`` sets): every test, with the ``ci`` hypothesis profile.
+
+Hypothesis profiles (``HYPOTHESIS_PROFILE=...`` overrides the selection's):
+
+* ``quick``: 10 examples per test, derandomized;
+* ``ci``: 25 examples per test, derandomized, so CI is repeatable;
+* ``thorough``: 250 examples, random seeds; for local runs before a release.
 """
 
 from __future__ import annotations
@@ -18,6 +26,19 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import tolerances.py
 
+#: "quick" or "all": see the module's docstring.
+SELECTION = os.environ.get("CIFAR_ALEXNET_TESTS", "quick")
+if SELECTION not in ("quick", "all"):
+    raise pytest.UsageError(f"CIFAR_ALEXNET_TESTS={SELECTION!r}: choose quick (the default) or all")
+
+settings.register_profile(
+    "quick",
+    max_examples=10,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.register_profile(
     "ci",
     max_examples=25,
@@ -33,7 +54,24 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if SELECTION == "all" else "quick"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The quick selection leaves out the tests marked ``slow``."""
+    if SELECTION == "all":
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+        config.hook.pytest_deselected(items=slow)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if SELECTION == "quick":
+        terminalreporter.write_line("The tests marked slow were left out (the 'deselected' above: real data, several "
+                                    "processes, whole benchmark and example runs); CIFAR_ALEXNET_TESTS=all runs "
+                                    "them, as CI does.")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The JPEG image-folder copy of CIFAR-10 (see ../shared/data/README.md); absent on most machines.

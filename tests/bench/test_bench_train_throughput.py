@@ -32,6 +32,7 @@ def _analytic_forward_macs() -> int:
     return sum(c_in * 3 * 3 * c_out * side * side for c_in, c_out, side in convs) + sum(i * o for i, o in linears)
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_a_complete_result(tmp_path, capsys):
     bench = _load("train_throughput")
     out = tmp_path / "results" / "tt.json"
@@ -78,6 +79,7 @@ def test_bf16_on_a_cpu_without_bfloat16_units_is_refused(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bf16_smoke_run_uses_bf16_on_the_project_side_only(tmp_path, capsys, bf16_cpu):
     """--amp bf16: the project trains under bfloat16 autocast and the matmul reference is bfloat16."""
     bench = _load("train_throughput")

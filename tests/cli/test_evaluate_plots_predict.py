@@ -322,6 +322,7 @@ def test_predict_refuses_a_huge_image_before_decoding(tmp_path, monkeypatch):
     assert not decoded
 
 
+@pytest.mark.slow
 def test_predict_on_a_144_megapixel_png_prints_its_refusal_and_no_warning(tmp_path):
     """Pillow warns above ~89 megapixels while reading the header; the user must see one error line, not that."""
     from data_factories import png_bytes

@@ -61,12 +61,14 @@ def test_every_example_is_documented_and_runs_on_a_gpu_by_default():
             pick_device(None, smoke=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
 def test_smoke_mode_runs(smoke_runs, name):
     result, _ = smoke_runs[name]
     assert result.returncode == 0, f"{name} --smoke failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, recipe", [("train_original.py", "original"), ("train_fast.py", "fast")])
 def test_train_examples_report_their_run(smoke_runs, name, recipe):
     """A smoke training run writes a complete run directory and reports its accuracy."""
@@ -77,6 +79,7 @@ def test_train_examples_report_their_run(smoke_runs, name, recipe):
         assert (out / file).is_file(), f"{file} missing from the run directory of {name}"
 
 
+@pytest.mark.slow
 def test_layer_by_layer_agrees_within_the_tolerances(smoke_runs):
     """The example's printed differences are within the test suite's own tolerances."""
     result, _ = smoke_runs["layer_by_layer.py"]
@@ -88,6 +91,7 @@ def test_layer_by_layer_agrees_within_the_tolerances(smoke_runs):
     assert relative <= NETWORK_GRAD_F64
 
 
+@pytest.mark.slow
 def test_receptive_field_example_agrees_with_the_analytic_fields(smoke_runs):
     result, _ = smoke_runs["receptive_field.py"]
     assert result.returncode == 0, result.stdout[-3000:]

@@ -201,6 +201,7 @@ def _train(data_arg: Path, out: Path, extra: list[str]) -> tuple[int, str]:
     return code, stderr.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["image folder", "official"])
 @settings(max_examples=EXAMPLES["cli"])
 @given(data=st.data())

@@ -326,6 +326,7 @@ def test_resume_from_saved_state_is_bit_identical():
 # ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bench_data_pipeline_smoke(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "data_pipeline.py"), "--smoke", "--out",

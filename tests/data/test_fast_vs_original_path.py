@@ -14,6 +14,8 @@ why Adam would turn rounding noise into visible differences of some biases).
 
 from __future__ import annotations
 
+import pytest
+
 import tolerances
 from cifar_alexnet.checkpoints.format import load_checkpoint
 from cifar_alexnet.cli import main
@@ -22,6 +24,7 @@ from helpers import read_history, write_tiny_data
 PARITY = tolerances.TRAINING_PARITY_F64
 
 
+@pytest.mark.slow
 def test_device_loader_and_torchvision_loader_train_identically(tmp_path, monkeypatch):
     data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1, seed=21)
     monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))

@@ -28,3 +28,11 @@ def site(tmp_path_factory):
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
     return out, result, seconds
+
+
+def pytest_collection_modifyitems(items):
+    """Run the docs tests on one pytest-xdist worker, so the site is built once per session."""
+    docs = Path(__file__).parent
+    for item in items:
+        if docs in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.xdist_group("docs-site"))

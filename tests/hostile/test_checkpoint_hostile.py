@@ -485,6 +485,7 @@ print(json.dumps({"grew_kb": grew_kb, "sum": float(sum(t.double().sum() for t in
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmRSS is Linux's /proc")
 def test_a_zip_pth_is_memory_mapped_and_a_legacy_pth_still_loads(tmp_path):
     """The default AlexNet's weights (57 MiB): loading a zip-format .pth copies none of them into memory.

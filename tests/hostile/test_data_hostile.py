@@ -413,6 +413,7 @@ def test_a_corrupt_cache_is_decoded_again_and_replaced(tmp_path):
     np.testing.assert_array_equal(train.images, written.train_images)
 
 
+@pytest.mark.slow
 def test_training_with_an_unwritable_cache_succeeds_through_the_cli(tmp_path):
     """The reported failure: a decode cache that cannot be written made training impossible."""
     written = write_image_folder(tmp_path / "data", 1, 1, classes=("a", "b"))
@@ -429,6 +430,7 @@ def test_training_with_an_unwritable_cache_succeeds_through_the_cli(tmp_path):
     assert (tmp_path / "run" / "last.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_a_crc_damaged_archive_through_the_command(tmp_path):
     """The reported failure end to end: ``cifar-alexnet train`` on a .tar.gz whose CRC no longer matches."""
     written, name = _small_archive(tmp_path, "image folder")

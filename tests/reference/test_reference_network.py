@@ -327,6 +327,7 @@ def test_train_step_matches_torch_adam(tmp_path):
           f"{plain_errors[worst_param]:.2e} ({worst_param})")
 
 
+@pytest.mark.slow
 def test_bench_reference_vs_torch_smoke(tmp_path):
     """bench/reference_vs_torch.py --smoke runs both sides and writes its JSON (no timing claims here)."""
     import json

@@ -60,6 +60,7 @@ def test_checkpoint_that_does_not_fit_ends_the_run_cleanly(tmp_path, tiny_fs, mo
     assert _all_files(disk) == []
 
 
+@pytest.mark.slow
 def test_later_checkpoint_failure_keeps_the_previous_one(tmp_path, tiny_fs, monkeypatch, capsys):
     """The disk fills up after the first epoch's files were written: that epoch's checkpoint stays."""
     data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1, seed=4)

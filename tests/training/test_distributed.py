@@ -49,6 +49,7 @@ ARGS = ["--epochs", "2", "--batch-size", "10", "--hidden", "32", "--dropout", "0
         "--deterministic", "--sync-bn", "--seed", "5", "--dtype", "float64"]
 
 
+@pytest.mark.slow
 def test_context_from_env_reads_torchrun_variables():
     assert context_from_env({}) == DistContext(0, 1, 0)
     ctx = context_from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
@@ -105,6 +106,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["sync_bn"] is True
 
 
+@pytest.mark.slow
 def test_batch_size_must_divide_by_the_number_of_processes():
     from cifar_alexnet.training.config import validate_config
     from cifar_alexnet.training.recipes import config_from_recipe
@@ -153,6 +155,7 @@ def test_sigterm_to_torchrun_then_resume_equals_an_uninterrupted_2_process_run(t
     print(f"torchrun SIGTERM after epoch {meta.run.epoch} + {meta.run.step} steps; resumed bit-identical")
 
 
+@pytest.mark.slow
 def test_collective_timeout_default_and_override(monkeypatch):
     from cifar_alexnet.runtime.distributed import COLLECTIVE_TIMEOUT_S, collective_timeout
 
@@ -228,6 +231,7 @@ def _survivors(processes: dict[int, int | None]) -> list[int]:
     return [pid for pid, started in processes.items() if started is not None and _process_start_time(pid) == started]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 def test_a_process_gets_one_sigterm_when_its_multithreaded_parent_is_killed(tmp_path):
     """stop_when_parent_dies without torchrun: SIGKILL a parent with 8 threads; its child gets exactly one SIGTERM.

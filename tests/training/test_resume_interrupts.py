@@ -97,6 +97,7 @@ def _start_and_signal(args: list, workdir: Path, signum: int, after: str) -> tup
 
 @pytest.mark.parametrize("signum, exit_code, after", [(signal.SIGINT, 130, "run "),
                                                       (signal.SIGTERM, 143, "epoch   1/2")])
+@pytest.mark.slow
 def test_signal_then_resume_is_bit_identical(workdir, data, uninterrupted, signum, exit_code, after):
     run_dir = workdir / f"signal-{signum}"
     process, out, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir, signum, after)
@@ -149,6 +150,7 @@ def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(workd
     assert len(read_history(run_dir)) == 1
 
 
+@pytest.mark.slow
 def test_diverging_from_the_start_names_epoch_1(workdir, data):
     result = run_cli(["train", "--data", data, "--out", workdir / "diverge-now", *RUN, "--lr", "1e30"], workdir)
     assert result.returncode == 3
@@ -230,6 +232,7 @@ def _writer(path: Path, report_fd: int) -> None:  # runs in a forked child, neve
         os._exit(1)
 
 
+@pytest.mark.slow
 def test_kill_9_during_checkpoint_writes_always_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "last.safetensors"
     rng = random.Random(12345)

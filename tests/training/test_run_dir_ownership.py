@@ -112,6 +112,7 @@ def test_acquire_tries_again_when_the_owner_releases_between_its_open_and_its_lo
 # --- trainers and resumes ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_trainer_or_resume_on_a_running_directory_stops_at_once(tmp_path, data):
     run_dir = tmp_path / "shared-out"
     args = ["train", "--data", data, "--out", run_dir, *TINY, "--epochs", "100000", "--seed", "1"]
@@ -137,6 +138,7 @@ def test_a_second_trainer_or_resume_on_a_running_directory_stops_at_once(tmp_pat
     assert not (run_dir / LOCK_NAME).exists()  # a clean stop leaves no lock file behind
 
 
+@pytest.mark.slow
 def test_a_refused_trainer_leaves_the_owners_directory_alone(tmp_path, data):
     run_dir = tmp_path / "owned"
     run_dir.mkdir()
@@ -190,6 +192,7 @@ def test_resume_refuses_options_that_differ_from_the_stored_run(tmp_path, finish
     assert (run_dir / "last.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_run_started_with_relative_paths_resumes_from_another_directory(tmp_path, data):
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     start.mkdir()
@@ -205,6 +208,7 @@ def test_a_run_started_with_relative_paths_resumes_from_another_directory(tmp_pa
     assert json.loads((start / "runs/rel/config.json").read_text())["epochs"] == 2  # the extension is recorded
 
 
+@pytest.mark.slow
 def test_resume_with_data_accepts_the_same_data_moved_and_refuses_other_data(tmp_path, finished_run, data):
     run_dir = copy_run(finished_run, tmp_path)
     moved = tmp_path / "moved-data"
@@ -265,6 +269,7 @@ def test_an_out_on_or_under_a_file_is_one_error_line_and_leaves_the_file(tmp_pat
 NO_MOUNT = 97  # the exit status of the wrapper below when it cannot mount (no privileges for a mount namespace)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare for a private mount")
 def test_an_out_on_a_read_only_file_system_is_one_error_line(tmp_path, data):
     """A read-only tmpfs, mounted in a mount namespace of the trainer's own, holds the --out."""

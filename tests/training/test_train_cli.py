@@ -129,6 +129,7 @@ def _bad_data(tmp_path: Path, kind: str) -> Path:
     raise AssertionError(kind)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["missing", "corrupt-archive", "wrong-image-size"])
 def test_setup_failure_leaves_no_run_directory(tmp_path, kind):
     data = _bad_data(tmp_path, kind)
@@ -204,6 +205,7 @@ def test_top_level_help_is_fast_and_lists_commands():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bench_gpu_smoke(tmp_path):
     data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1)
     out = tmp_path / "bench.json"
@@ -222,6 +224,7 @@ def test_bench_gpu_smoke(tmp_path):
     assert "x original" in result.stdout
 
 
+@pytest.mark.slow
 def test_bench_gpu_signal_keeps_what_was_measured(tmp_path):
     """SIGTERM (what a time limit sends) during the first part: the JSON says where it stopped."""
     data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1)
