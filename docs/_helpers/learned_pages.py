@@ -19,7 +19,7 @@ from site_kit import DOCS_DIR, fmt, md_table, repo_file, returns_printed
 #: The sample images of the occlusion figure (the first test image of these classes).
 OCCLUDED = ("bird", "cat", "deer", "dog")
 #: The grey square slid over the image: side and step, in pixels.
-PATCH, STEP = 8, 2
+PATCH, STEP = 8, 4
 #: Feature maps shown per stage.
 MAPS_PER_STAGE = 6
 
@@ -66,20 +66,33 @@ def filter_rgb(weight: np.ndarray) -> np.ndarray:
     return 0.5 + 0.5 * weight.transpose(1, 2, 0) / np.abs(weight).max()
 
 
+def mosaic(tiles: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
+    """Tiles ``(N, k, k, 4)`` RGBA on one transparent canvas, ``columns`` to a row, ``gap`` pixels apart.
+
+    One image instead of a grid of small axes: the figure draws in a fraction of the time.
+    """
+    n, k = len(tiles), tiles.shape[1]
+    rows = -(-n // columns)
+    canvas = np.zeros((rows * (k + gap) - gap, columns * (k + gap) - gap, 4))
+    for index, tile in enumerate(tiles):
+        r, c = divmod(index, columns)
+        canvas[r * (k + gap):r * (k + gap) + k, c * (k + gap):c * (k + gap) + k] = tile
+    return canvas
+
+
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    return np.concatenate([rgb, np.ones(rgb.shape[:-1] + (1,))], axis=-1)
+
+
 @returns_printed
 def conv1_filters_figure() -> None:
     weights = conv1_weights()
     order = np.argsort(-np.linalg.norm(weights.reshape(len(weights), -1), axis=1), kind="stable")
-    fig, axes = new_figure(470, 520, nrows=8, ncols=8)
-    for ax, f in zip(axes.flat, order):
-        ax.imshow(filter_rgb(weights[f]), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-    fig.subplots_adjust(0, 0.05, 1, 0.94, wspace=0.15, hspace=0.15)
-    fig.suptitle("the 64 filters of Conv1, strongest first")
-    fig.text(0.5, 0.0, "each 3×3 square holds one filter's red, green and blue weights", ha="center")
+    fig, ax = new_figure(470, 520)
+    ax.imshow(mosaic(np.stack([_opaque(filter_rgb(weights[f])) for f in order])), interpolation="nearest")
+    ax.axis("off")
+    ax.set_title("the 64 filters of Conv1, strongest first")
+    fig.text(0.5, 0.02, "each 3×3 square holds one filter's red, green and blue weights", ha="center")
     print(figure_svg(fig, "the 64 learned 3x3 colour filters of Conv1"))
 
 
@@ -120,22 +133,24 @@ def edge_filters() -> tuple[int, int]:
 
 @returns_printed
 def brightness_figure() -> None:
+    from matplotlib.patches import Rectangle
+
     weights = conv1_weights()
     fits, share, _ = edge_fit(weights)
     order = np.argsort(-fits * share, kind="stable")
     patterns = brightness(weights)
-    fig, axes = new_figure(470, 520, nrows=8, ncols=8)
-    for ax, f in zip(axes.flat, order):
-        ax.imshow(patterns[f] / np.abs(patterns[f]).max(), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(fits[f] >= EDGE_FIT)
-            spine.set_color(C.orange)
-            spine.set_linewidth(3)
-    fig.subplots_adjust(0, 0.05, 1, 0.94, wspace=0.15, hspace=0.15)
-    fig.suptitle("the brightness part of each filter, most edge-like first")
-    fig.text(0.5, 0.0, "orange frame: a ramp explains ≥ 70 % of the pattern", ha="center")
+    grey = [0.5 + 0.5 * patterns[f] / np.abs(patterns[f]).max() for f in order]  # (3, 3) in [0, 1]
+    fig, ax = new_figure(470, 520)
+    ax.imshow(mosaic(np.stack([_opaque(np.repeat(g[..., None], 3, axis=-1)) for g in grey])), interpolation="nearest")
+    k, gap = patterns.shape[-1], 1
+    for index, f in enumerate(order):
+        if fits[f] >= EDGE_FIT:
+            r, c = divmod(index, 8)
+            ax.add_patch(Rectangle((c * (k + gap) - 0.5, r * (k + gap) - 0.5), k, k, fill=False, edgecolor=C.orange,
+                                   linewidth=3))
+    ax.axis("off")
+    ax.set_title("the brightness part of each filter, most edge-like first")
+    fig.text(0.5, 0.02, "orange frame: a ramp explains ≥ 70 % of the pattern", ha="center")
     print(figure_svg(fig, "the brightness pattern of each Conv1 filter, edge detectors framed"))
 
 
