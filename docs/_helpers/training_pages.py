@@ -103,7 +103,7 @@ def reproduction_section() -> None:
         return
     name, _, history = run
     log = original_log.parse_log()
-    fig, ax = new_figure(470, 330)
+    fig, ax = new_figure(470, 380)
     ax.plot([r["epoch"] for r in history], [percent(r["test_acc"]) for r in history], color=C.orange,
             label=f"this package, {name} (JPEG copy)")
     ax.plot([r["epoch"] for r in log], [r["test_acc"] for r in log], "s-", mfc="none", ms=7, color=C.fg,
@@ -112,7 +112,7 @@ def reproduction_section() -> None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.5)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
     print(figure_svg(fig, "test accuracy per epoch: this package's run of the original recipe and the write-up's log"))
 
 
