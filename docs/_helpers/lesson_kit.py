@@ -30,33 +30,11 @@ TORCH_COUNTERPART = {
 }
 
 
-def _is_check(statement: ast.stmt) -> bool:
-    """An argument check: a call of ``check_*``/``_check*``, an ``if`` that ends by raising, or a loop of checks."""
-    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-        name = getattr(statement.value.func, "id", "")
-        return name.startswith(("check_", "_check"))
-    if isinstance(statement, ast.If) and not statement.orelse:
-        return isinstance(statement.body[-1], ast.Raise)  # ends in raise: reports bad input
-    if isinstance(statement, ast.For) and not statement.orelse:
-        return all(_is_check(s) for s in statement.body)
-    return False
-
-
-def _statements(body: list) -> list:
-    """Every statement of ``body``, including those inside ``if``/``else`` blocks, in source order."""
-    found = []
-    for s in body:
-        found.append(s)
-        if isinstance(s, (ast.If, ast.For)):
-            found += _statements(s.body) + _statements(s.orelse)
-    return found
-
-
-def code_of(*functions, checks: bool = True) -> str:
+def code_of(*functions) -> str:
     """The functions' source as one block titled with their file, docstrings left out.
 
-    The docstring's content is the lesson's prose. With ``checks=False`` the argument checks
-    are left out too and one comment line says so; every other line is shown as it runs.
+    The docstring's content is the lesson's prose; every other line is shown as it runs (the
+    layers of ``reference`` check their arguments in one call at the top, then do the maths).
     """
     parts = []
     for function in functions:
@@ -66,14 +44,6 @@ def code_of(*functions, checks: bool = True) -> str:
         drop = []  # (first line, last line, replacement) 1-based
         if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
             drop.append((body[0].lineno, body[0].end_lineno, None))
-        if not checks:
-            checked = [s for s in _statements(body) if _is_check(s)]
-            for k, s in enumerate(checked):
-                note = None
-                if k == 0 and s in body:
-                    pad = lines[s.lineno - 1][: len(lines[s.lineno - 1]) - len(lines[s.lineno - 1].lstrip())]
-                    note = f"{pad}# (argument checks left out here; see the full source)"
-                drop.append((s.lineno, s.end_lineno, note))
         for first, last, note in sorted(drop, reverse=True):
             lines[first - 1: last] = [note] if note else []
         parts.append(fit_to_column("\n".join(lines).rstrip()))
