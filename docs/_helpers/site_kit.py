@@ -258,8 +258,8 @@ def _figure_model():
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     meta = weights.meta
-    return model, (f"trained: the original recipe, epoch {meta['epoch']} of {meta['epochs_of_run']} "
-                   f"({meta['test_acc']:.2f} % test accuracy, JPEG copy)")
+    return model, (f"the shipped weights, the {meta['recipe']} recipe's epoch {meta['epoch']} of "
+                   f"{meta['epochs_of_run']}, {meta['test_acc']:.2f} % test accuracy on the JPEG copy")
 
 
 def figure_input(images):
