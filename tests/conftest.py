@@ -18,7 +18,9 @@ Hypothesis profiles (``HYPOTHESIS_PROFILE=...`` overrides the selection's):
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,25 @@ def jpeg_archive() -> Path:
     if not JPEG_ARCHIVE.is_file():
         pytest.skip(f"real-data test: {JPEG_ARCHIVE} not found (set CIFAR10_JPEG to its path)")
     return JPEG_ARCHIVE
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """``make(size)`` mounts a tmpfs of ``size`` (e.g. ``"64k"``) and returns its path: a disk that fills up.
+
+    Skips, with the reason, where mounting is not allowed (it needs root)."""
+    mounted: list[Path] = []
+
+    def make(size: str) -> Path:
+        target = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
+        target.mkdir()
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+        mounted.append(target)
+        return target
+
+    yield make
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=False)

@@ -80,3 +80,8 @@ def assert_sane_history(history: list[dict], epochs: int) -> None:
             assert math.isfinite(row[key]) and row[key] >= 0, (key, row)
         for key in ("train_acc", "test_acc"):
             assert 0.0 <= row[key] <= 100.0, (key, row)
+
+
+def all_files(root: Path) -> list[str]:
+    """Every path below ``root``, relative to it, sorted: what a failed write must not leave behind."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))

@@ -7,8 +7,6 @@ a tmpfs of a few KiB (needs root, as on the development machine and in CI; skipp
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from cifar_alexnet.cli import main
 from cifar_alexnet.errors import DiskFullError
 from cifar_alexnet.model import AlexNet
 from cifar_alexnet.training.run_dir import write_history
-from helpers import write_tiny_data
+from helpers import all_files, write_tiny_data
 
 
 @pytest.fixture
@@ -63,36 +61,12 @@ def test_evaluate_batch_size_uses_the_shared_rule(data, checkpoint, capsys):
     assert "--batch-size 0: must be in 1..1,000,000,000" in _error_line(capsys.readouterr().err)
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """``make(size)`` mounts a tmpfs of ``size`` (e.g. ``"16k"``) and returns its path."""
-    mounted: list[Path] = []
-
-    def make(size: str) -> Path:
-        target = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-        target.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-        mounted.append(target)
-        return target
-
-    yield make
-    for target in mounted:
-        subprocess.run(["umount", str(target)], check=False)
-
-
-def _all_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
 def test_evaluate_with_its_cache_on_a_full_disk_is_one_line_and_exit_4(data, checkpoint, tiny_fs, capsys):
     cache = tiny_fs("16k")  # 30 decoded images need ~90 KiB
     assert main(["evaluate", str(checkpoint), "--data", str(data), "--cache-dir", str(cache),
                  "--device", "cpu"]) == DiskFullError.exit_code
     assert "no space left while writing" in _error_line(capsys.readouterr().err)
-    assert _all_files(cache) == []
+    assert all_files(cache) == []
 
 
 def test_plot_on_a_full_disk_is_one_line_and_exit_4(tmp_path, tiny_fs, capsys):
@@ -101,14 +75,14 @@ def test_plot_on_a_full_disk_is_one_line_and_exit_4(tmp_path, tiny_fs, capsys):
                          "test_acc": 40.0 + e, "lr": 0.1, "epoch_time_s": 1.0, "images_per_s": 1.0}
                         for e in range(1, 4)])
     (run / "filler").write_bytes(bytes(64 * 1024 - sum(p.stat().st_size for p in run.iterdir()) - 8192))
-    before = _all_files(run)
+    before = all_files(run)
     assert main(["plot", str(run)]) == DiskFullError.exit_code
     assert "curves.png" in _error_line(capsys.readouterr().err)
-    assert _all_files(run) == before  # no partial curves.png, no temporary file
+    assert all_files(run) == before  # no partial curves.png, no temporary file
 
 
 def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(checkpoint, tiny_fs, capsys):
     disk = tiny_fs("256k")  # a float16 copy of even this narrow model takes more
     assert main(["export", str(checkpoint), "--out", str(disk / "fp16.safetensors")]) == DiskFullError.exit_code
     assert "fp16.safetensors" in _error_line(capsys.readouterr().err)
-    assert _all_files(disk) == []
+    assert all_files(disk) == []

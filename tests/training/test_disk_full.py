@@ -10,40 +10,13 @@ files, no run directory without a checkpoint, no half-written cache.
 from __future__ import annotations
 
 import os
-import subprocess
-import uuid
-from pathlib import Path
 
 import pytest
 
 from cifar_alexnet.errors import DiskFullError
 from cifar_alexnet.cli import main
 from cifar_alexnet.data.cifar10 import load_cifar10
-from helpers import write_tiny_data
-
-
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """``make(size)`` mounts a tmpfs of ``size`` (e.g. ``"64k"``) and returns its path."""
-    mounted: list[Path] = []
-
-    def make(size: str) -> Path:
-        target = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-        target.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-        mounted.append(target)
-        return target
-
-    yield make
-    for target in mounted:
-        subprocess.run(["umount", str(target)], check=False)
-
-
-def _all_files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+from helpers import all_files, write_tiny_data
 
 
 def test_checkpoint_that_does_not_fit_ends_the_run_cleanly(tmp_path, tiny_fs, monkeypatch, capsys):
@@ -57,7 +30,7 @@ def test_checkpoint_that_does_not_fit_ends_the_run_cleanly(tmp_path, tiny_fs, mo
     assert "no space left while writing" in err and ".safetensors" in err and "Free some disk space" in err
     # no checkpoint could be written, so nothing resumable exists: the run directory is gone, and
     # no temporary file survives on the full disk
-    assert _all_files(disk) == []
+    assert all_files(disk) == []
 
 
 @pytest.mark.slow
@@ -91,7 +64,7 @@ def test_cache_that_does_not_fit_leaves_no_partial_cache(tmp_path, tiny_fs):
     with pytest.raises(DiskFullError, match="no space left while writing") as info:
         load_cifar10(data, cache_dir=cache)
     assert str(cache) in str(info.value)
-    assert _all_files(cache) == []
+    assert all_files(cache) == []
 
 
 def test_a_full_disk_between_best_and_last_keeps_best_and_says_so(tmp_path, tiny_fs, monkeypatch, capsys):
