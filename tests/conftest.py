@@ -87,6 +87,17 @@ def jpeg_archive() -> Path:
     return JPEG_ARCHIVE
 
 
+#: The original course write-up (the notebook's text and its training log), in ../shared beside the checkout.
+ORIGINAL_WRITE_UP = REPO_ROOT.parent / "shared" / "original" / "000_e87e2e1067e7d35c.txt"
+
+
+@pytest.fixture(scope="session")
+def original_write_up() -> Path:
+    if not ORIGINAL_WRITE_UP.is_file():
+        pytest.skip(f"the original write-up is not beside this checkout ({ORIGINAL_WRITE_UP} not found)")
+    return ORIGINAL_WRITE_UP
+
+
 @pytest.fixture
 def tiny_fs(tmp_path):
     """``make(size)`` mounts a tmpfs of ``size`` (e.g. ``"64k"``) and returns its path: a disk that fills up.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -195,14 +196,9 @@ def test_plot_cli_reads_run_directory(tmp_path, capsys):
     assert "train_loss" in capsys.readouterr().err
 
 
-def test_published_numbers_are_the_write_ups():
-    text = (Path(__file__).resolve().parents[2] / "shared" / "original" / "000_e87e2e1067e7d35c.txt")
-    if not text.is_file():
-        pytest.skip("the original write-up is not beside this checkout")
-    import re
-
-    logged = {int(e): (float(a), float(b)) for e, a, b in
-              re.findall(r"Epoch:\s+(\d+)/100, Acc\(train, test\) : \(([\d.]+)%, ([\d.]+)%\)", text.read_text())}
+def test_published_numbers_are_the_write_ups(original_write_up):
+    pattern = r"Epoch:\s+(\d+)/100, Acc\(train, test\) : \(([\d.]+)%, ([\d.]+)%\)"
+    logged = {int(e): (float(a), float(b)) for e, a, b in re.findall(pattern, original_write_up.read_text())}
     assert logged == curves.ORIGINAL_PUBLISHED_ACCURACY
     assert max(test for _, test in logged.values()) == 90.34
 
