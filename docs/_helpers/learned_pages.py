@@ -150,7 +150,7 @@ def brightness_figure() -> None:
                                    linewidth=3))
     ax.axis("off")
     ax.set_title("the brightness part of each filter, most edge-like first")
-    fig.text(0.5, 0.02, "orange frame: a ramp explains ≥ 70 % of the pattern", ha="center")
+    fig.text(0.5, 0.02, f"orange frame: a ramp explains ≥ {100 * EDGE_FIT:.0f} % of the pattern", ha="center")
     print(figure_svg(fig, "the brightness pattern of each Conv1 filter, edge detectors framed"))
 
 
