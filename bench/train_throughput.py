@@ -254,25 +254,6 @@ def time_epochs(sides, repeats: int, log: Callable[[str], None],
 # ------------------------------------------------------------------------------------ main
 
 
-def cpu_description() -> dict:
-    """The CPU's model name and the vector instructions torch's kernels use on it.
-
-    On a CPU these decide the speed more than the core count: among the 2-core VMs of
-    ``bench/results/``, one with AVX-512 and bfloat16 units (AVX512-BF16, AMX) trains several
-    times faster than one with AVX2 only.
-    """
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    from cifar_alexnet.runtime.device import cpu_computes_bf16
-
-    return {"cpu_model": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_bf16_units": cpu_computes_bf16()}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,8 +328,9 @@ def main(argv=None) -> int:
     from cifar_alexnet.data.cifar10 import channel_stats
     from cifar_alexnet.model import AlexNet
 
+    from cifar_alexnet.runtime.device import cpu_description, resolve_amp
+
     device = torch.device(args.device)
-    from cifar_alexnet.runtime.device import resolve_amp
 
     if resolve_amp(args.amp, device) != args.amp:
         raise SystemExit(f"error: --amp {args.amp}: {device} has no {args.amp} units, so the trainer would run "

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import platform
 import sys
 import tempfile
 from dataclasses import replace
@@ -43,6 +42,7 @@ from cifar_alexnet.checkpoints.export import export_weights  # noqa: E402
 from cifar_alexnet.checkpoints.format import model_from_checkpoint, save_checkpoint  # noqa: E402
 from cifar_alexnet.data.cifar10 import load_cifar10  # noqa: E402
 from cifar_alexnet.inference.predict import load_image  # noqa: E402
+from cifar_alexnet.runtime.device import cpu_description  # noqa: E402
 from cifar_alexnet.weights import AlexNetWeights, Preprocess  # noqa: E402
 
 SAMPLES = REPO_ROOT / "docs" / "assets" / "samples"
@@ -96,7 +96,7 @@ def main() -> None:
         accuracy = 100.0 * np.trace(confusion) / confusion.sum()
         measured = {"test_acc": round(float(accuracy), 2), "test_loss": round(loss, 4), "images": int(confusion.sum()),
                     "data": test.source, "arithmetic": "float32 on the CPU (float16 weights)",
-                    "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+                    "machine": "{cpu_model} ({cpu_capability})".format(**cpu_description()), "torch": torch.__version__,
                     "date": datetime.now(timezone.utc).date().isoformat()}
         shipped = replace(meta, weights={**(meta.weights or {}), "measured": measured})
         save_checkpoint(member.path, model.half(), meta=shipped)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from typing import Iterator
 
 import torch
 
 from cifar_alexnet.errors import OptionsError
 
-__all__ = ["autocast", "cpu_computes_bf16", "reproducibility", "resolve_amp", "select_device", "sum_dtype"]
+__all__ = ["autocast", "cpu_computes_bf16", "cpu_description", "reproducibility", "resolve_amp", "select_device", "sum_dtype"]
 
 
 def select_device(requested: str | None = None, local_rank: int = 0) -> torch.device:
@@ -76,6 +77,23 @@ def cpu_computes_bf16() -> bool:
     3 images/s against 60 in float32.
     """
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cpu_description() -> dict:
+    """The CPU's model name, the vector instructions torch's kernels use on it, and its bfloat16 units.
+
+    On a CPU these decide the speed more than the core count: among the 2-core VMs of
+    ``bench/results/``, one with AVX-512 and bfloat16 units (AVX512-BF16, AMX) trains several
+    times faster than one with AVX2 only.
+    """
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu_model": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_bf16_units": cpu_computes_bf16()}
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
