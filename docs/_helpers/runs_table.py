@@ -130,6 +130,21 @@ def reproduction_sentence() -> str:
 
 
 @returns_printed
+def equal_epochs_table(every: int = 10) -> None:
+    """The original recipe's run and the write-up's log at the same epochs: every ``every``-th the run reached."""
+    run = original_reproduction()
+    if run is None:
+        return
+    name, meta, history = run
+    ours = {r["epoch"]: percent(r["test_acc"]) for r in history}
+    rows = [[r["epoch"], f"{ours[r['epoch']]:.2f}&nbsp;%", f"{r['test_acc']:.2f}&nbsp;%",
+             f"{ours[r['epoch']] - r['test_acc']:+.2f}"]
+            for r in original_log.parse_log() if r["epoch"] % every == 0 and r["epoch"] in ours]
+    print(md_table(["epoch", f"`{name}` ({_variant(_data(meta))}, {_precision(run_config(name))})",
+                    f"the write-up ({_variant(WRITE_UP['data'])}, float32)", "difference (points)"], rows, "rrrr"))
+
+
+@returns_printed
 def headline() -> None:
     """One line for the home page: the best final-epoch accuracy of a complete run, and the write-up's."""
     log = original_log.parse_log()

@@ -38,6 +38,22 @@ def _table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+def test_equal_epochs_table_pairs_the_run_with_the_write_up_epoch_by_epoch(helpers):
+    """Every 10th epoch both reached, each accuracy read back from history.json and the write-up's log."""
+    runs_table, original_log = helpers
+    name = "original-bf16"
+    history = {r["epoch"]: r["test_acc"] for r in json.loads((RUNS / name / "history.json").read_text())}
+    log = {r["epoch"]: r["test_acc"] for r in original_log.parse_log()}
+    rows = _table_rows(runs_table.equal_epochs_table())
+    expected = [e for e in range(10, 101, 10) if e in history and e in log]
+    assert [int(row[0]) for row in rows] == expected and len(expected) >= 4
+    for row in rows:
+        epoch = int(row[0])
+        assert row[1] == f"{history[epoch]:.2f}&nbsp;%" and row[2] == f"{log[epoch]:.2f}&nbsp;%"
+        assert float(row[3]) == pytest.approx(history[epoch] - log[epoch], abs=0.006)
+    assert runs_table.equal_epochs_table(every=5).count("\n") > runs_table.equal_epochs_table().count("\n")
+
+
 def test_one_row_per_recorded_run_plus_the_write_up(helpers):
     runs_table, original_log = helpers
     rows = _table_rows(runs_table.published_vs_reproduced())
