@@ -30,6 +30,19 @@ SIGNALS = [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "
            (signal.SIGHUP, 129, "SIGHUP received")]
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """SIGINT as a terminal delivers it: Python's KeyboardInterrupt handler.
+
+    A shell starts background jobs (``cmd &``, ``nohup``) with SIGINT ignored, and Python then
+    leaves it ignored; these tests send SIGINT themselves, so they restore the handler a
+    foreground run has.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def checkpoint(tmp_path):
     return save_checkpoint(tmp_path / "models" / "c.safetensors", AlexNet(hidden=16),
