@@ -33,29 +33,11 @@ SELECTION = os.environ.get("CIFAR_ALEXNET_TESTS", "quick")
 if SELECTION not in ("quick", "all"):
     raise pytest.UsageError(f"CIFAR_ALEXNET_TESTS={SELECTION!r}: choose quick (the default) or all")
 
-settings.register_profile(
-    "quick",
-    max_examples=10,
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "ci",
-    max_examples=25,
-    derandomize=True,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "thorough",
-    max_examples=250,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: Hypothesis profiles: examples per test, and whether the examples are the same on every run.
+_PROFILES = {"quick": (10, True), "ci": (25, True), "thorough": (250, False)}
+for _name, (_examples, _fixed) in _PROFILES.items():
+    settings.register_profile(_name, max_examples=_examples, derandomize=_fixed, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if SELECTION == "all" else "quick"))
 
 
