@@ -49,14 +49,20 @@ def tolerance_table() -> None:
 
 
 def registered_profiles(path: Path) -> dict[str, dict]:
-    """``{name: keyword arguments}`` of every ``settings.register_profile(name, ...)`` call in ``path``."""
-    profiles = {}
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "register_profile"):
-            name = ast.literal_eval(node.args[0])
-            profiles[name] = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg}
-    return profiles
+    """``{name: settings}`` of the hypothesis profiles ``path`` registers, read as text.
+
+    tests/conftest.py states them as one table, ``_PROFILES = {name: (examples per test, fixed examples)}``,
+    and registers each with the keyword arguments they share; those shared arguments are read from the
+    ``register_profile`` call where they are literals.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    table = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 and any(isinstance(target, ast.Name) and target.id == "_PROFILES" for target in node.targets))
+    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute) and node.func.attr == "register_profile")
+    shared = {k.arg: ast.literal_eval(k.value) for k in call.keywords if isinstance(k.value, ast.Constant)}
+    return {name: {**shared, "max_examples": examples, "derandomize": fixed}
+            for name, (examples, fixed) in table.items()}
 
 
 @returns_printed
@@ -76,7 +82,7 @@ def hypothesis_profiles() -> None:
 def test_inventory() -> None:
     """Every test module: its first docstring paragraph, its tests, how many use hypothesis."""
     rows = []
-    for path in sorted((REPO_ROOT / "tests").glob("test_*.py")):
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):  # tests/ and its sub-folders
         tree = ast.parse(path.read_text(encoding="utf-8"))
         doc = (ast.get_docstring(tree) or "").split("\n\n")[0].replace("\n", " ")
         doc = rest_to_markdown(doc)
@@ -94,9 +100,24 @@ def test_inventory() -> None:
 
 
 def public_modules(package: str) -> list[str]:
-    """The public modules of a package (no leading underscore), from its folder."""
-    folder = REPO_ROOT / package
-    return sorted(f"{package}.{p.stem}" for p in folder.glob("*.py") if not p.stem.startswith("_"))
+    """The public modules of a package and its sub-packages, from its folders.
+
+    A module is public when no part of its dotted name starts with an underscore; a sub-package
+    counts as a module of its own when its ``__init__.py`` defines a function or a class (as
+    ``cifar_alexnet.weights`` does) rather than only describing its modules.
+    """
+    root = REPO_ROOT / package
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+        if path.name == "__init__.py":
+            parts = parts[:-1]
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            if len(parts) == 1 or not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body):
+                continue
+        if not any(part.startswith("_") for part in parts):
+            modules.append(".".join(parts))
+    return modules
 
 
 def check_api_page(page: str, package: str) -> str:

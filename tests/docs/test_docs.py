@@ -625,3 +625,61 @@ def test_helpers_import_after_the_hook_alone():
     assert backend == "Agg"
     for module in modules:  # this checkout's packages, not an installed copy elsewhere
         assert Path(module).resolve().is_relative_to(REPO_ROOT), module
+
+
+class _AllTables(HTMLParser):
+    """The cell texts of every <table> of a page: a list of tables, each a list of rows."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self.cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def _verification_table(out: Path, first_header: str) -> list[list[str]]:
+    reader = _AllTables()
+    reader.feed((out / "verification" / "index.html").read_text(encoding="utf-8"))
+    return next(table for table in reader.tables if table and table[0][0] == first_header)
+
+
+def test_verification_page_lists_every_test_file(site):
+    """The page's inventory names every test module of tests/ and its sub-folders, with its test count."""
+    out, result, _ = site
+    assert result.returncode == 0, "the site did not build (see test_site_builds_strictly)"
+    header, *rows = _verification_table(out, "file")
+    files = sorted(p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "tests").rglob("test_*.py"))
+    assert [row[0] for row in rows] == files
+    for row in rows:
+        source = (REPO_ROOT / row[0]).read_text(encoding="utf-8")
+        assert int(row[2]) == len(re.findall(r"^(?:async )?def test_\w+", source, re.M)), row[0]
+
+
+def test_verification_page_shows_the_registered_hypothesis_profiles(site):
+    """Each profile row equals the settings tests/conftest.py registered for this very session."""
+    from hypothesis import settings
+
+    out, result, _ = site
+    assert result.returncode == 0, "the site did not build (see test_site_builds_strictly)"
+    header, *rows = _verification_table(out, "profile")
+    assert {row[0] for row in rows} == {"quick", "ci", "thorough"}
+    for name, examples, derandomized, deadline in rows:
+        profile = settings.get_profile(name)
+        assert (int(examples), derandomized, deadline) == (profile.max_examples, str(profile.derandomize),
+                                                           str(profile.deadline)), name
