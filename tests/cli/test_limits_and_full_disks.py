@@ -1,4 +1,4 @@
-"""Every subcommand: the same limit rule for the same option, and a full disk as one line with exit 4 (issue 20, 5, 7).
+"""Every subcommand: the same limit rule for the same option, and a full disk as one line with exit 4.
 
 ``evaluate --limit-test 10**18`` was ignored where ``train`` refuses it; ``plot`` and
 ``evaluate`` (its decode cache) printed tracebacks on a full disk. The full disk here is real:

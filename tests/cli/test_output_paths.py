@@ -1,4 +1,4 @@
-"""Every subcommand that writes goes through one output-path rule (issue 20, failure 1).
+"""Every subcommand that writes goes through one output-path rule: no device node, symlink or folder is replaced.
 
 ``plot --out /dev/full`` run as root used to replace the machine's /dev/full with a PNG. Here a
 FIFO and a UNIX socket made in ``tmp_path`` stand in for a device: the rule that refuses them

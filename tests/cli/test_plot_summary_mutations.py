@@ -1,4 +1,4 @@
-"""``plot`` and ``summary`` on damaged run directories: one line, never a traceback, in bounded memory (issue 20, 4, 7, 11).
+"""``plot`` and ``summary`` on damaged run directories: one line, never a traceback, in bounded memory.
 
 The attack found tracebacks from ``plot`` on deeply nested, non-numeric, incomplete and
 huge-integer histories, 1.15 GB of memory for a 167 MB ``history.json``, a history decode

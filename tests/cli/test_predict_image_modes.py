@@ -1,4 +1,4 @@
-"""predict reads every Pillow mode as 8-bit RGB by its real range (issue 20, failure 6).
+"""predict reads every Pillow mode as 8-bit RGB by its real range (16-bit grayscale, palettes, alpha, CMYK).
 
 The attack: a 16-bit grayscale PNG (mode ``I;16``) came out white -- Pillow's ``convert("RGB")``
 clips 0..65535 at 255, so 99.6 % of its pixels were 255 -- and predict still answered

@@ -1,6 +1,6 @@
 """Hostile data files: each is refused with one DataError, before it costs memory, or read exactly.
 
-One test per kind of hostile input of issue 11: a corrupted gzip stream that still inflates,
+One test per kind of hostile input: a corrupted gzip stream that still inflates,
 a corrupt member header taken for the end of the archive, data after the end, a member
 listed twice, a member or an archive far larger than a data set needs, a 144-megapixel
 PNG, and a decode cache that cannot be written.

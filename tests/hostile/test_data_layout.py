@@ -1,4 +1,4 @@
-"""What an image folder holds besides images, as a folder and as a tarball (issue 20, failures 2, 3, 5, 11).
+"""What an image folder holds besides images, as a folder and as a tarball: hidden folders, links, one class or too many.
 
 * Hidden entries (Jupyter's ``.ipynb_checkpoints``, macOS's ``.DS_Store`` and ``__MACOSX``)
   crashed the loader with ``KeyError``; they are skipped now, and counted in one line.

@@ -1,8 +1,8 @@
 """A signal at any point outside the training loop: one line, 128 + its number, nothing left behind.
 
-Issue 20, failures 7 and 9: Ctrl-C during ``export``, ``evaluate`` or a training run's set-up
-printed a traceback, and SIGTERM left a temporary file (two during ``export``), a 50 MB decode
-cache temporary, or a run directory holding only ``.lock``. Each test sends the real signal to
+Ctrl-C during ``export``, ``evaluate`` or a training run's set-up ends with one line, not a
+traceback, and SIGTERM leaves no temporary file (``export`` writes two), no half-written decode
+cache and no run directory holding only ``.lock``. Each test sends the real signal to
 this process at a chosen point (from inside a write, or from a decoding thread) and runs the
 real entry point, :func:`cifar_alexnet.cli.main`.
 """

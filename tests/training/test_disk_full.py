@@ -68,8 +68,8 @@ def test_cache_that_does_not_fit_leaves_no_partial_cache(tmp_path, tiny_fs):
 
 
 def test_a_full_disk_between_best_and_last_keeps_best_and_says_so(tmp_path, tiny_fs, monkeypatch, capsys):
-    """Issue 20, failure 10: in epoch 1 best.safetensors was written, last.safetensors failed, and the clean-up
-    removed the whole run directory while the message said the previous file was intact."""
+    """Epoch 1 writes best.safetensors, then the disk fills while last.safetensors is written: the run
+    directory and best.safetensors stay, and the message names what is intact."""
     data = write_tiny_data(tmp_path / "data", "folder", train_per_class=1, test_per_class=1, seed=6)
     monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
     common = ["--data", str(data), "--batch-size", "10", "--hidden", "32", "--device", "cpu", "--quiet", "--seed", "0",

@@ -1,4 +1,4 @@
-"""``--resume --epochs N`` never changes what the rest of a run computes (issue 20, failure 8).
+"""``--resume --epochs N`` never changes what the rest of a run computes.
 
 The attack: a one-cycle run resumed with a larger ``--epochs`` jumped from a learning rate of
 0.02 back to 0.06, and a shorter ``--epochs`` was accepted. The schedule is a pure function of

@@ -121,7 +121,7 @@ def test_signal_then_resume_is_bit_identical(workdir, data, uninterrupted, signu
 def test_signal_inside_an_epoch_saves_a_mid_epoch_checkpoint(workdir, data, signum, exit_code):
     """A signal before/during the first step stops after that step: epoch 0 completed, step 1 of epoch 1.
 
-    SIGHUP (the terminal closed) is handled like SIGTERM: the mid-epoch checkpoint is written (issue 20, 9).
+    SIGHUP (the terminal closed) is handled like SIGTERM: the mid-epoch checkpoint is written.
     """
     run_dir = workdir / f"mid-epoch-{signum}"
     process, _, err = _start_and_signal(["train", "--data", data, "--out", run_dir, *RUN], workdir, signum, "run ")
