@@ -122,8 +122,9 @@ def reproduction_sentence() -> str:
         return f"No run of the original recipe is recorded yet; compare with {write_up}."
     name, meta, history = run
     top = max(history, key=lambda r: r["test_acc"])
-    return (f"This package's run of the original recipe, `{name}`, has completed **{len(history)} of its "
-            f"{planned_epochs(run_config(name))} epochs**: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
+    planned = planned_epochs(run_config(name))
+    done = f"all {planned} of its epochs" if len(history) == planned else f"{len(history)} of its {planned} epochs"
+    return (f"This package's run of the original recipe, `{name}`, has completed **{done}**: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
             f"after its last epoch**, {percent(top['test_acc']):.2f} % at its best (epoch {top['epoch']}, chosen on "
             f"the test set, so optimistic), on the {_data(meta)} with {_precision(run_config(name))}; against "
             f"{write_up}.")
