@@ -320,13 +320,28 @@ def mistakes_figure() -> None:
 # ----------------------------------------------------------------------------- where it looks
 
 
+def confident_share(threshold: float) -> float:
+    """The percentage of the test images the shipped weights answer with a probability above ``threshold``
+    (from the recorded per-image confidences)."""
+    return 100 * float((record("test_predictions.npz")["confidence"].astype(np.float64) > threshold).mean())
+
+
+def log_odds(logits, c: int):
+    """The log-odds of class ``c``, ``log p_c / (1 - p_c)``, from logits of shape ``(..., classes)``."""
+    import torch
+
+    others = torch.cat([logits[..., :c], logits[..., c + 1:]], dim=-1)
+    return logits[..., c] - torch.logsumexp(others, dim=-1)
+
+
 def occlusion_maps(image: np.ndarray) -> tuple[int, np.ndarray]:
-    """``(predicted class, drop)``: how much the log-probability of the predicted class falls when a
+    """``(predicted class, drop)``: how much the log-odds of the predicted class fall when a
     ``PATCH``×``PATCH`` square of the training images' mean colour covers each position (steps of
     ``STEP``); ``drop[i, j]`` for the square whose top-left corner is at ``(STEP*i, STEP*j)``.
 
-    Log-probabilities, not probabilities: near 100 % a probability hardly moves even when the
-    network's evidence changes a lot, its logarithm does."""
+    Log-odds, not probabilities: the network answers most test images at over 99.9 %, where a
+    probability (and its logarithm) hardly moves even when the evidence for the answer halves;
+    the log-odds move with that evidence."""
     import torch
 
     from site_kit import figure_input, figure_model
@@ -338,10 +353,11 @@ def occlusion_maps(image: np.ndarray) -> tuple[int, np.ndarray]:
     for k, (i, j) in enumerate((i, j) for i in positions for j in positions):
         covered[k, i:i + PATCH, j:j + PATCH] = grey
     with torch.no_grad():
-        base = model(figure_input(image[None])).log_softmax(1)[0]
-        covered_logp = model(figure_input(np.round(covered).astype(np.uint8))).log_softmax(1)
+        base = model(figure_input(image[None]))[0]
+        covered_logits = model(figure_input(np.round(covered).astype(np.uint8)))
     c = int(base.argmax())
-    return c, (float(base[c]) - covered_logp[:, c].numpy()).reshape(len(positions), len(positions))
+    drop = float(log_odds(base, c)) - log_odds(covered_logits, c).numpy()
+    return c, drop.reshape(len(positions), len(positions))
 
 
 @returns_printed
@@ -366,5 +382,5 @@ def occlusion_figure() -> None:
         ax.set_yticks([])
     fig.subplots_adjust(0, 0.2, 1, 0.93, wspace=0.06, hspace=0.3)
     bar = fig.colorbar(shown, cax=fig.add_axes([0.1, 0.08, 0.8, 0.04]), orientation="horizontal")
-    bar.set_label("fall of the answer's log-probability when covered")
+    bar.set_label("fall of the answer's log-odds when covered")
     print(figure_svg(fig, "occlusion maps: where covering the image costs the network its answer"))

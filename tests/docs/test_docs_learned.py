@@ -66,3 +66,35 @@ def test_edge_fit_finds_a_ramp_and_its_direction():
     colour_only = np.zeros((1, 3, 3, 3))
     colour_only[0, 0], colour_only[0, 1] = 1.0, -1.0  # red against green, no brightness pattern
     assert learned_pages.edge_fit(colour_only)[1][0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("name", learned_pages.OCCLUDED)
+def test_occlusion_map_entries_are_the_fall_in_log_odds(name):
+    """Three squares of each occlusion map against the model run on the covered image here, in float64 odds.
+
+    The expected value uses the package's own entry point and computes the odds from probabilities,
+    not with the page's ``log_odds``; both sides run on this CPU, so no machine's rounding is baked in.
+    """
+    import torch
+
+    from cifar_alexnet.weights import AlexNetWeights, alexnet
+
+    image = learned_pages.sample(name)
+    answer, drop = learned_pages.occlusion_maps(image)
+    weights = AlexNetWeights.DEFAULT
+    model, preprocess = alexnet(weights=weights), weights.transforms()
+    grey = np.round(np.array(weights.meta["mean"]) * 255).astype(np.uint8)
+
+    def odds(picture):
+        with torch.no_grad():
+            p = model(preprocess(picture[None]))[0].double().softmax(0)
+        return float(torch.log(p[answer]) - torch.log(p.sum() - p[answer]))
+
+    with torch.no_grad():
+        assert answer == int(model(preprocess(image[None]))[0].argmax())
+    last = drop.shape[0] - 1
+    for i, j in ((0, 0), (last // 2, last // 2), (last, 1)):
+        covered = image.copy()
+        top, left = learned_pages.STEP * i, learned_pages.STEP * j
+        covered[top:top + learned_pages.PATCH, left:left + learned_pages.PATCH] = grey
+        assert drop[i, j] == pytest.approx(odds(image) - odds(covered), abs=0.05), (name, i, j)
