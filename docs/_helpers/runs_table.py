@@ -50,7 +50,7 @@ def _precision(config: dict) -> str:
     return {"off": "float32", "bf16": "bfloat16 autocast", "fp16": "float16 autocast"}[config["amp"]]
 
 
-def _data(meta: dict) -> str:
+def data_variant(meta: dict) -> str:
     """The data-set variant: the words before the colon of meta.json's ``data_set``."""
     return meta_field(meta, "data").split(":")[0]
 
@@ -60,7 +60,7 @@ def _variant(data: str) -> str:
     return "JPEG copy" if "JPEG" in data else "official" if "official" in data else data
 
 
-def _acc(value: float, epoch: int | None = None) -> str:
+def accuracy_cell(value: float, epoch: int | None = None) -> str:
     """A percentage that does not break across lines, with the epoch it was reached at."""
     text = f"{percent(value):.2f}&nbsp;%"
     return text if epoch is None else f"{text} (epoch&nbsp;{epoch})"
@@ -89,16 +89,17 @@ def published_vs_reproduced() -> None:
     log = original_log.parse_log()
     best = original_log.best(log)
     rows = [["the 2020 write-up", _variant(WRITE_UP["data"]), WRITE_UP["device"], "float32",
-             f"{log[-1]['epoch']} of 100", WRITE_UP["time"], _acc(best["test_acc"], best["epoch"]),
-             f"**{_acc(log[-1]['test_acc'])}**", "no"]]
+             f"{log[-1]['epoch']} of 100", WRITE_UP["time"], accuracy_cell(best["test_acc"], best["epoch"]),
+             f"**{accuracy_cell(log[-1]['test_acc'])}**", "no"]]
     for name, meta, history in recorded_runs():
         config = run_config(name)
         top = max(history, key=lambda r: r["test_acc"])
         minutes = sum(r.get("epoch_time_s", 0.0) for r in history) / 60
         subset = "" if config.get("limit_train") is None else f", {config['limit_train']:,}-image subset"
-        rows.append([f"[`{name}`](#run-{name})", _variant(_data(meta)) + subset, meta_field(meta, "device").upper(),
-                     _precision(config), f"{len(history)} of {planned_epochs(config)}", f"{minutes:.0f}&nbsp;min",
-                     _acc(top["test_acc"], top["epoch"]), f"**{_acc(history[-1]['test_acc'])}**",
+        rows.append([f"[`{name}`](#run-{name})", _variant(data_variant(meta)) + subset,
+                     meta_field(meta, "device").upper(), _precision(config),
+                     f"{len(history)} of {planned_epochs(config)}", f"{minutes:.0f}&nbsp;min",
+                     accuracy_cell(top["test_acc"], top["epoch"]), f"**{accuracy_cell(history[-1]['test_acc'])}**",
                      "flip" if config.get("tta_flip") else "no"])
     print(md_table(["run", "CIFAR-10", "device", "precision", "epochs", "training time", "best test acc.",
                     "final-epoch test acc.", "test-time aug."], rows, "lllllrrrl"))
@@ -126,7 +127,7 @@ def reproduction_sentence() -> str:
     done = f"all {planned} of its epochs" if len(history) == planned else f"{len(history)} of its {planned} epochs"
     return (f"This package's run of the original recipe, `{name}`, has completed **{done}**: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
             f"after its last epoch**, {percent(top['test_acc']):.2f} % at its best (epoch {top['epoch']}, chosen on "
-            f"the test set, so optimistic), on the {_data(meta)} with {_precision(run_config(name))}; against "
+            f"the test set, so optimistic), on the {data_variant(meta)} with {_precision(run_config(name))}; against "
             f"{write_up}.")
 
 
@@ -141,7 +142,7 @@ def equal_epochs_table(every: int = 10) -> None:
     rows = [[r["epoch"], f"{ours[r['epoch']]:.2f}&nbsp;%", f"{r['test_acc']:.2f}&nbsp;%",
              f"{ours[r['epoch']] - r['test_acc']:+.2f}"]
             for r in original_log.parse_log() if r["epoch"] % every == 0 and r["epoch"] in ours]
-    print(md_table(["epoch", f"`{name}` ({_variant(_data(meta))}, {_precision(run_config(name))})",
+    print(md_table(["epoch", f"`{name}` ({_variant(data_variant(meta))}, {_precision(run_config(name))})",
                     f"the write-up ({_variant(WRITE_UP['data'])}, float32)", "difference (points)"], rows, "rrrr"))
 
 
@@ -161,7 +162,7 @@ def headline() -> None:
     config = run_config(name)
     print(f"This package's best complete run so far: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
           f"after its last epoch** (`{name}`: recipe `{config['recipe']}`, {len(history)} epochs, "
-          f"{meta_field(meta, 'device').upper()}, {_precision(config)}, {_data(meta)}"
+          f"{meta_field(meta, 'device').upper()}, {_precision(config)}, {data_variant(meta)}"
           f"{', flip test-time augmentation' if config.get('tta_flip') else ''}); {write_up}. "
           "See [Training](training.md#published-and-reproduced).")
 

@@ -119,3 +119,30 @@ def test_smoothed_loss_floor_is_pytorchs_minimum(helpers, eps, k):
 def test_no_smoothing_no_floor(helpers):
     runs_table, _ = helpers
     assert runs_table.smoothed_loss_floor(0.0) == 0.0
+
+
+def test_fast_recipe_runs_headline_their_last_epoch(helpers):
+    """The fast recipe's table: one row per recorded CPU run, each read back from its history.json; its
+    sentence names exactly the runs whose last epoch reached the write-up's best."""
+    sys.path.insert(0, str(HELPERS))
+    try:
+        import training_pages
+    finally:
+        sys.path.remove(str(HELPERS))
+    names = sorted(p.name for p in RUNS.iterdir() if (p / "history.json").is_file()
+                   and json.loads((p / "config.json").read_text())["recipe"] == "fast")
+    assert names, "no recorded run of the fast recipe"
+    runs = [(name, json.loads((RUNS / name / "meta.json").read_text()),
+             json.loads((RUNS / name / "history.json").read_text())) for name in names]
+    text = training_pages.fast_runs_in_epochs(runs)
+    rows = _table_rows(text)
+    assert len(rows) == len(names)
+    for (name, _, history), row in zip(runs, rows):
+        config = json.loads((RUNS / name / "config.json").read_text())
+        best = max(history, key=lambda r: r["test_acc"])
+        assert f"`{name}`" in row[0] and row[1] == f"{len(history)} of {config['epochs']}"
+        assert row[3] == f"**{history[-1]['test_acc']:.2f}&nbsp;%**"
+        assert row[4] == f"{best['test_acc']:.2f}&nbsp;% (epoch&nbsp;{best['epoch']})"
+    reached = [f"`{name}`" for name, _, history in runs if history[-1]["test_acc"] >= 90.34]
+    assert f"reached 90.34 %: {', '.join(reached) or 'none yet'}." in text
+    assert "90.34 % (official test set), came at epoch 60" in text
