@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from cifar_alexnet.errors import CifarAlexnetError, DiskFullError, OutputPathError
+from cifar_alexnet.runtime.deferred_signals import deferred_signals
 from cifar_alexnet.runtime.paths import file_kind, output_file
 
 __all__ = ["write_error", "atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
@@ -92,14 +93,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             save_file(tensors, tmp)
     """
     path = output_file(path)  # a regular file or nothing; a symbolic link's target
+    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        with deferred_signals():  # a signal just after mkstemp is raised once tmp is set, so it is removed
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX,
+                                            dir=path.parent)
+            tmp = Path(tmp_name)
+            os.close(fd)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -108,14 +109,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except CifarAlexnetError:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise write_error(path, exc) from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path | None) -> None:
+    if tmp is not None:
+        tmp.unlink(missing_ok=True)
 
 
 def _check_still_replaceable(path: Path) -> None:

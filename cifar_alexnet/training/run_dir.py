@@ -29,6 +29,7 @@ from cifar_alexnet.checkpoints.format import (CHECKPOINT_BEST, CHECKPOINT_LAST, 
 from cifar_alexnet.checkpoints.meta import CheckpointMeta, MidEpoch, RunState
 from cifar_alexnet.errors import CifarAlexnetError, DiskFullError, MissingFileError, RunDirError
 from cifar_alexnet.runtime.atomic import atomic_write_json, atomic_write_text, remove_leftover_temp_files
+from cifar_alexnet.runtime.deferred_signals import deferred_signals
 from cifar_alexnet.runtime.dir_lock import LOCK_NAME, DirLock
 from cifar_alexnet.runtime.paths import file_kind
 from cifar_alexnet.runtime.distributed import DistContext, all_reduce_max
@@ -72,21 +73,22 @@ def claimed_run_dir(run_dir: Path, *, resume: bool, ctx: DistContext,
         CheckpointError: ``last.safetensors`` is damaged.
     """
     lock, created, problem = None, False, None
-    if ctx.is_main:
-        try:
-            lock, created = _claim_here(run_dir, resume)
-        except (CifarAlexnetError, OSError) as exc:  # in use, not free, not found, or not writable at all
-            problem = exc
-    failed = torch.tensor(int(problem is not None), device=device)
-    all_reduce_max(failed, ctx)
-    if isinstance(problem, CifarAlexnetError):
-        raise problem
-    if problem is not None:
-        raise RunDirError(f"{run_dir}: cannot use it as a run directory ({problem.strerror or problem}); "
-                          "choose another --out") from problem
-    if failed.item():
-        raise RunDirError(f"{run_dir}: rank 0 could not claim the run directory (see its message)")
     try:
+        if ctx.is_main:
+            try:
+                with deferred_signals():  # a signal is raised once `created` says what to remove
+                    lock, created = _claim_here(run_dir, resume)
+            except (CifarAlexnetError, OSError) as exc:  # in use, not free, not found, or not writable at all
+                problem = exc
+        failed = torch.tensor(int(problem is not None), device=device)
+        all_reduce_max(failed, ctx)
+        if isinstance(problem, CifarAlexnetError):
+            raise problem
+        if problem is not None:
+            raise RunDirError(f"{run_dir}: cannot use it as a run directory ({problem.strerror or problem}); "
+                              "choose another --out") from problem
+        if failed.item():
+            raise RunDirError(f"{run_dir}: rank 0 could not claim the run directory (see its message)")
         yield load_checkpoint(run_dir / CHECKPOINT_LAST) if resume else None
     except BaseException as exc:
         kept = [name for name in (CHECKPOINT_LAST, CHECKPOINT_BEST) if (run_dir / name).exists()]
@@ -129,7 +131,12 @@ def _claim_here(run_dir: Path, resume: bool) -> tuple[DirLock, bool]:
             pass
     elif not run_dir.is_dir():
         raise MissingFileError(f"--resume {run_dir}: no such run directory")
-    lock = DirLock.acquire(run_dir, purpose="training in")
+    try:
+        lock = DirLock.acquire(run_dir, purpose="training in")
+    except BaseException:
+        if created:  # the folder made above is empty: take it away again
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     try:
         if resume and not (run_dir / CHECKPOINT_LAST).is_file():
             raise MissingFileError(f"--resume {run_dir}: no {CHECKPOINT_LAST} there; the run stopped before its "

@@ -19,6 +19,8 @@ import pytest
 import cifar_alexnet.checkpoints.format as checkpoint_format
 import cifar_alexnet.commands.export as export_command
 import cifar_alexnet.data.image_folder as image_folder
+import cifar_alexnet.runtime.atomic as atomic
+import cifar_alexnet.training.run_dir as run_dir_module
 from cifar_alexnet.checkpoints.format import save_checkpoint
 from cifar_alexnet.checkpoints.meta import CheckpointMeta
 from cifar_alexnet.cli import main
@@ -73,6 +75,43 @@ def test_a_signal_during_export_leaves_no_temporary_file(checkpoint, tmp_path, m
     assert main(["export", str(checkpoint), "--out", str(out)]) == status
     _one_line(capsys.readouterr().err, words)
     assert os.listdir(out.parent) == [] and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum, status, words", SIGNALS)
+def test_a_signal_just_after_the_temporary_file_is_made_leaves_none(checkpoint, tmp_path, monkeypatch, capsys,
+                                                                      signum, status, words):
+    """The signal comes the instant mkstemp has made the file, before the write that follows could begin."""
+    real_mkstemp = atomic.tempfile.mkstemp
+
+    def mkstemp_then_signal(**kwargs):
+        made = real_mkstemp(**kwargs)
+        os.kill(os.getpid(), signum)
+        return made
+
+    monkeypatch.setattr(atomic, "tempfile", type("tempfile", (), {"mkstemp": staticmethod(mkstemp_then_signal)}))
+    out = tmp_path / "shared"
+    assert main(["export", str(checkpoint), "--out", str(out / "x.safetensors")]) == status
+    _one_line(capsys.readouterr().err, words)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, status, words", SIGNALS)
+def test_a_signal_just_after_the_run_directory_is_locked_leaves_no_directory(tmp_path, monkeypatch, capsys,
+                                                                              signum, status, words):
+    """The signal comes the instant the new run directory holds its lock, before anything else is written."""
+    data = write_tiny_data(tmp_path / "data", "folder")
+    monkeypatch.setenv("CIFAR_ALEXNET_CACHE", str(tmp_path / "cache"))
+    real_acquire = run_dir_module.DirLock.acquire
+
+    def acquire_then_signal(directory, *, purpose):
+        lock = real_acquire(directory, purpose=purpose)
+        os.kill(os.getpid(), signum)
+        return lock
+
+    monkeypatch.setattr(run_dir_module.DirLock, "acquire", staticmethod(acquire_then_signal))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == status
+    _one_line(capsys.readouterr().err, words)
+    assert not (tmp_path / "run").exists()
 
 
 def _signal_inside_savez(monkeypatch, signum):
