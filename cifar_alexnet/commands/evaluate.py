@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if tuple(test.classes) != meta.classes:
         raise DataError(f"the checkpoint's classes {meta.classes} differ from the data's {tuple(test.classes)}")
     if args.limit_test is not None:  # also when it asks for more images than there are: refused, not ignored
-        test = class_balanced_subset(test, args.limit_test, seed=0)
+        test = class_balanced_subset(test, args.limit_test, seed=0, option="--limit-test")
     result = evaluate_model(model, (test.images, test.labels), classes=meta.classes, batch_size=args.batch_size,
                             mean=meta.mean, std=meta.std, tta_flip=args.tta_flip)
     title = f"{args.checkpoint} on {test.source} test set" + (" (flip TTA)" if args.tta_flip else "")

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     history = load_history(args.run_dir)
     run_dir = args.run_dir if args.run_dir.is_dir() else args.run_dir.parent
     out = args.out if args.out is not None else run_dir / "curves.png"
-    output_file(out, "--out")  # refused before the figure is drawn
+    output_file(out, "--out" if args.out is not None else "")  # refused before the figure is drawn
     plot_history(history, out, compare_original=args.compare_original, title=run_dir.name)
     print(f"wrote {out}")
     return 0

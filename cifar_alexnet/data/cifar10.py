@@ -137,11 +137,11 @@ def channel_stats(images: np.ndarray | ArrayDataset) -> tuple[np.ndarray, np.nda
     return mean, std
 
 
-def class_balanced_subset(ds: ArrayDataset, n: int, seed: int = 0) -> ArrayDataset:
+def class_balanced_subset(ds: ArrayDataset, n: int, seed: int = 0, option: str = "n") -> ArrayDataset:
     """A random subset with ``n / len(classes)`` images of every class.
 
     Images are drawn without replacement with ``numpy.random.default_rng(seed)`` and kept in
-    their original order.
+    their original order. ``option`` names ``n`` in the messages (``"--limit-test"``).
 
     Raises:
         OptionsError: ``n`` is not a positive multiple of the number of classes, or some class
@@ -150,17 +150,17 @@ def class_balanced_subset(ds: ArrayDataset, n: int, seed: int = 0) -> ArrayDatas
     k = len(ds.classes)
     if n <= 0 or n % k:
         raise OptionsError(
-            f"class_balanced_subset: n={n} must be a positive multiple of the number of classes ({k}) so every "
-            f"class gets the same count; try n={max(k, n - n % k)}"
+            f"{option} {n}: must be a positive multiple of the number of classes ({k}) so every "
+            f"class gets the same count; try {option} {max(k, n - n % k)}"
         )
     per_class = n // k
     counts = ds.class_counts()
     short = [(ds.classes[c], int(counts[c])) for c in range(k) if counts[c] < per_class]
     if short:
         raise OptionsError(
-            f"class_balanced_subset: n={n} needs {per_class} images per class but "
+            f"{option} {n}: needs {per_class} images per class but "
             + ", ".join(f"{name!r} has {count}" for name, count in short)
-            + f"; the largest reachable n is {k * int(counts.min())}"
+            + f"; the largest that can be met is {option} {k * int(counts.min())}"
         )
     rng = np.random.default_rng(seed)
     chosen = [rng.choice(np.flatnonzero(ds.labels == c), size=per_class, replace=False) for c in range(k)]

@@ -116,5 +116,6 @@ def input_file(path: str | os.PathLike, what: str, error: type[CifarAlexnetError
     except OSError as exc:
         raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
-        raise error(f"{what} {path}: not a regular file but {file_kind(mode)}; give the path of a {what} file")
+        article = "an" if what[:1] in tuple("aeiou") else "a"
+        raise error(f"{what} {path}: not a regular file but {file_kind(mode)}; give the path of {article} {what} file")
     return path

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -70,11 +71,14 @@ def load_history(run_dir_or_file: str | Path) -> list[dict]:
         history = json.loads(text, object_pairs_hook=lambda pairs: _record(pairs, path))
     except RecursionError:
         raise DataError(f"{path}: JSON nested too deeply to be a run's history") from None
-    except ValueError as exc:  # JSONDecodeError, an integer of more than 4,300 digits
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"{path}: not valid JSON ({str(exc)[:120]}); the run may have been interrupted while "
-                        "writing it") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); the run "
+                        "may have been interrupted while writing it") from None
+    except DataError:
+        raise
+    except ValueError:  # valid JSON, but an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise DataError(f"{path}: holds an integer of more than {sys.get_int_max_str_digits():,} digits, which no "
+                        "run writes; it is not a history.json that `cifar-alexnet train` wrote") from None
     if not isinstance(history, list) or not history or not all(isinstance(row, dict) for row in history):
         raise DataError(f"{path}: expected a non-empty JSON list of per-epoch objects")
     return history

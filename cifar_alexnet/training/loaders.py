@@ -51,9 +51,9 @@ def load_data(config: TrainConfig, stored_meta: CheckpointMeta | None = None) ->
     """
     train_set, test_set = load_cifar10(config.data, download=config.download, verify=config.verify)
     if config.limit_train is not None:
-        train_set = class_balanced_subset(train_set, config.limit_train, seed=config.seed)
+        train_set = class_balanced_subset(train_set, config.limit_train, seed=config.seed, option="--limit-train")
     if config.limit_test is not None:
-        test_set = class_balanced_subset(test_set, config.limit_test, seed=config.seed)
+        test_set = class_balanced_subset(test_set, config.limit_test, seed=config.seed, option="--limit-test")
     mean, std = channel_stats(train_set.images)
     if stored_meta is not None:
         check_same_data(config.data, train_set.classes, (mean, std), stored_meta)

@@ -53,7 +53,8 @@ def test_evaluate_limit_beyond_the_test_set_is_refused_not_ignored(data, checkpo
     """20 test images: --limit-test 1000 cannot be met; it used to evaluate all 20 as if it had been."""
     assert main(["evaluate", str(checkpoint), "--data", str(data), "--limit-test", "1000",
                  "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]) == 2
-    assert "the largest reachable n is 20" in _error_line(capsys.readouterr().err)
+    err = _error_line(capsys.readouterr().err)
+    assert "--limit-test 1000: needs 100 images per class" in err and "can be met is --limit-test 20" in err
 
 
 def test_evaluate_batch_size_uses_the_shared_rule(data, checkpoint, capsys):

@@ -143,4 +143,6 @@ def read_only_run(tmp_path, run_dir):
 
 def test_plot_in_a_read_only_run_directory_is_one_line(read_only_run, capsys):
     assert main(["plot", str(read_only_run)]) == 2
-    _one_error_line(capsys.readouterr().err, "read-only", "curves.png")
+    err = capsys.readouterr().err
+    _one_error_line(err, "read-only", "curves.png")
+    assert "--out" not in err  # the default place: the command line named no --out

@@ -106,7 +106,8 @@ HISTORIES = {
     "epoch not an integer": (json.dumps([{**_history(1)[0], "epoch": [1]}]), "epoch '[1]' is not an integer"),
     "not UTF-8": ("\udcff\udcfe", "not UTF-8 text"),
     "empty list": ("[]", "non-empty JSON list"),
-    "truncated": (json.dumps(_history(3))[:-7], "not valid JSON"),
+    "truncated": (json.dumps(_history(3))[:-7], "not valid JSON (Expecting"),
+    "integer beyond Python's digit limit": ('[{"epoch": 1' + "0" * 5000 + "}]", "integer of more than 4,300 digits"),
 }
 
 
@@ -161,6 +162,7 @@ def test_plot_and_predict_name_what_stands_where_a_file_should(what, tmp_path, c
     assert status == 2 and words in err, err
     status, err = _run(["predict", str(pristine_run), str(tmp_path / "image.png"), "--device", "cpu"])
     assert status == 2 and words in err, err
+    assert what == "dangling link" or "give the path of an image file" in err
     assert what == "dangling link" or "does not exist" not in err  # the attack: a FIFO or a folder "did not exist"
 
 

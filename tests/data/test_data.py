@@ -516,9 +516,9 @@ def test_class_balanced_subset_counts(per_class, k, extra, seed):
 
 def test_class_balanced_subset_errors():
     ds = _labelled([5, 3, 5])
-    with pytest.raises(ValueError, match=r"multiple of the number of classes \(3\) so every class gets the same count; try n=6"):
+    with pytest.raises(ValueError, match=r"multiple of the number of classes \(3\) so every class gets the same count; try n 6"):
         class_balanced_subset(ds, 7)
-    with pytest.raises(ValueError, match=r"needs 4 images per class but 'c1' has 3; the largest reachable n is 9"):
+    with pytest.raises(ValueError, match=r"n 12: needs 4 images per class but 'c1' has 3; the largest that can be met is n 9"):
         class_balanced_subset(ds, 12)
     different = {tuple(class_balanced_subset(ds, 6, seed=s).images[:, 0, 0, 0]) for s in range(10)}
     assert len(different) > 1  # the seed matters
