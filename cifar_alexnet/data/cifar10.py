@@ -18,6 +18,7 @@ from cifar_alexnet.data.image_folder import load_image_folder
 from cifar_alexnet.data.official_archive import (OFFICIAL_ARCHIVE_NAME, OFFICIAL_FOLDER, download_official_archive,
                                                  load_official_archive)
 from cifar_alexnet.errors import DataError, OptionsError
+from cifar_alexnet.runtime.paths import file_kind
 
 __all__ = ["load_cifar10", "default_data_dir", "channel_stats", "class_balanced_subset"]
 
@@ -70,6 +71,9 @@ def load_cifar10(data: str | os.PathLike | None = None, *, download: bool = Fals
         raise DataError(
             f"{path}: not a data set (expected {OFFICIAL_ARCHIVE_NAME}, an image-folder .tar.gz, or a directory)."
         )
+    if path.exists() and not path.is_dir():  # a FIFO, a device, a socket: nothing to read a data set from
+        raise DataError(f"{path}: not a regular file or a folder but {file_kind(os.stat(path).st_mode)}; pass a "
+                        f"folder, {OFFICIAL_ARCHIVE_NAME} or an image-folder .tar.gz")
     if path.name == OFFICIAL_FOLDER and path.is_dir():
         return load_official_archive(path, verify=verify)
     if path.is_dir():

@@ -155,6 +155,12 @@ def test_a_fifo_in_a_class_folder_is_named_not_read(tmp_path):
         _load(written.root, tmp_path)
 
 
+def test_a_fifo_given_as_the_data_set_is_named_not_searched(tmp_path):
+    os.mkfifo(tmp_path / "cifar10.tar.gz")
+    with pytest.raises(DataError, match=r"cifar10\.tar\.gz: not a regular file or a folder but a FIFO"):
+        load_cifar10(tmp_path / "cifar10.tar.gz", cache_dir=tmp_path / "cache")
+
+
 def test_links_in_a_tarball_read_as_the_files_they_lead_to(tmp_path):
     """A folder with copies and a tarball with links instead hold the same images (the attack: 30 vs 20)."""
     written = write_image_folder(tmp_path / "data", 3, 3, classes=("a", "b"))
