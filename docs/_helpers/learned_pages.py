@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 
 import numpy as np
 
@@ -312,9 +313,14 @@ def mistakes_figure() -> None:
         chosen = [i for i in range(len(mistakes["images"])) if (mistakes["true"][i], mistakes["predicted"][i]) == (t, p)]
         for ax, i in zip(row, chosen):
             ax.imshow(mistakes["images"][i])
-            ax.set_title(f"{100 * float(mistakes['confidence'][i]):.0f} %", pad=2)
+            ax.set_title(probability_label(float(mistakes["confidence"][i])), pad=2)
     fig.subplots_adjust(0.24, 0, 1, 1, wspace=0.08, hspace=0.32)
     print(figure_svg(fig, "test images of the most confused pairs, with the wrong answer and its probability"))
+
+
+def probability_label(p: float) -> str:
+    """A probability as a percentage that is never rounded up to a certain "100 %": ``> 99.9 %`` above 0.999."""
+    return "> 99.9 %" if p > 0.999 else f"{math.floor(1000 * p) / 10:.1f} %"
 
 
 # ----------------------------------------------------------------------------- where it looks

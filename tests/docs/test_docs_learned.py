@@ -98,3 +98,9 @@ def test_occlusion_map_entries_are_the_fall_in_log_odds(name):
         top, left = learned_pages.STEP * i, learned_pages.STEP * j
         covered[top:top + learned_pages.PATCH, left:left + learned_pages.PATCH] = grey
         assert drop[i, j] == pytest.approx(odds(image) - odds(covered), abs=0.05), (name, i, j)
+
+
+@pytest.mark.parametrize("p, label", [(0.9996, "> 99.9 %"), (0.999, "99.9 %"), (0.99949, "> 99.9 %"), (0.9989, "99.8 %"),
+                                      (0.5, "50.0 %"), (0.12345, "12.3 %"), (0.0, "0.0 %")])
+def test_a_mistakes_probability_is_never_rounded_up_to_100(p, label):
+    assert learned_pages.probability_label(p) == label
