@@ -318,8 +318,11 @@ def fast_runs_in_epochs(runs: list[tuple[str, dict, list[dict]]]) -> str:
     sentences = [f"The write-up's best, {target:.2f} % (official test set), came at epoch {target_epoch} of its 100."]
     if (original := original_reproduction()) is not None:
         name, meta, history = original
+        best = max(percent(r["test_acc"]) for r in history)
+        beaten = sum(percent(h[-1]["test_acc"]) > best for _, _, h in runs)
         sentences.append(f"The original recipe's own run on the {data_variant(meta)}, [`{name}`](#run-{name}), "
-                         f"ended at {percent(history[-1]['test_acc']):.2f} % after {len(history)} epochs.")
+                         f"ended at {percent(history[-1]['test_acc']):.2f} % after {len(history)} epochs; its best "
+                         f"epoch, {best:.2f} %, is below the last epoch of {beaten} of these {len(runs)} fast runs.")
     reached = [f"`{name}`" for name, _, history in runs if percent(history[-1]["test_acc"]) >= target]
     sentences.append(f"Fast runs whose last epoch reached {target:.2f} %: {', '.join(reached) or 'none yet'}.")
     return table + "\n\n" + " ".join(sentences)

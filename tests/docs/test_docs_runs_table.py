@@ -146,3 +146,7 @@ def test_fast_recipe_runs_headline_their_last_epoch(helpers):
     reached = [f"`{name}`" for name, _, history in runs if history[-1]["test_acc"] >= 90.34]
     assert f"reached 90.34 %: {', '.join(reached) or 'none yet'}." in text
     assert "90.34 % (official test set), came at epoch 60" in text
+    original = json.loads((RUNS / "original-bf16" / "history.json").read_text())
+    best = max(r["test_acc"] for r in original)
+    beaten = sum(history[-1]["test_acc"] > best for _, _, history in runs)
+    assert f"its best epoch, {best:.2f} %, is below the last epoch of {beaten} of these {len(runs)} fast runs" in text
