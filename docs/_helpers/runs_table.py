@@ -55,7 +55,7 @@ def data_variant(meta: dict) -> str:
     return meta_field(meta, "data").split(":")[0]
 
 
-def _variant(data: str) -> str:
+def short_variant(data: str) -> str:
     """The short name of a variant for the table: "official" or "JPEG copy"."""
     return "JPEG copy" if "JPEG" in data else "official" if "official" in data else data
 
@@ -88,7 +88,7 @@ def published_vs_reproduced() -> None:
     """One row for the write-up and one for every recorded run."""
     log = original_log.parse_log()
     best = original_log.best(log)
-    rows = [["the 2020 write-up", _variant(WRITE_UP["data"]), WRITE_UP["device"], "float32",
+    rows = [["the 2020 write-up", short_variant(WRITE_UP["data"]), WRITE_UP["device"], "float32",
              f"{log[-1]['epoch']} of 100", WRITE_UP["time"], accuracy_cell(best["test_acc"], best["epoch"]),
              f"**{accuracy_cell(log[-1]['test_acc'])}**", "no"]]
     for name, meta, history in recorded_runs():
@@ -96,7 +96,7 @@ def published_vs_reproduced() -> None:
         top = max(history, key=lambda r: r["test_acc"])
         minutes = sum(r.get("epoch_time_s", 0.0) for r in history) / 60
         subset = "" if config.get("limit_train") is None else f", {config['limit_train']:,}-image subset"
-        rows.append([f"[`{name}`](#run-{name})", _variant(data_variant(meta)) + subset,
+        rows.append([f"[`{name}`](#run-{name})", short_variant(data_variant(meta)) + subset,
                      meta_field(meta, "device").upper(), _precision(config),
                      f"{len(history)} of {planned_epochs(config)}", f"{minutes:.0f}&nbsp;min",
                      accuracy_cell(top["test_acc"], top["epoch"]), f"**{accuracy_cell(history[-1]['test_acc'])}**",
@@ -142,8 +142,8 @@ def equal_epochs_table(every: int = 10) -> None:
     rows = [[r["epoch"], f"{ours[r['epoch']]:.2f}&nbsp;%", f"{r['test_acc']:.2f}&nbsp;%",
              f"{ours[r['epoch']] - r['test_acc']:+.2f}"]
             for r in original_log.parse_log() if r["epoch"] % every == 0 and r["epoch"] in ours]
-    print(md_table(["epoch", f"`{name}` ({_variant(data_variant(meta))}, {_precision(run_config(name))})",
-                    f"the write-up ({_variant(WRITE_UP['data'])}, float32)", "difference (points)"], rows, "rrrr"))
+    print(md_table(["epoch", f"`{name}` ({short_variant(data_variant(meta))}, {_precision(run_config(name))})",
+                    f"the write-up ({short_variant(WRITE_UP['data'])}, float32)", "difference (points)"], rows, "rrrr"))
 
 
 @returns_printed

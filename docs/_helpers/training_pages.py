@@ -302,14 +302,14 @@ def fast_runs_in_epochs(runs: list[tuple[str, dict, list[dict]]]) -> str:
     the original recipe's own run, each with its epochs."""
     from statistics import median
 
-    from runs_table import accuracy_cell, data_variant, original_reproduction
+    from runs_table import accuracy_cell, data_variant, original_reproduction, short_variant
     from cifar_alexnet.training.curves import ORIGINAL_PUBLISHED_ACCURACY
 
     rows = []
     for name, meta, history in runs:
         best = max(history, key=lambda r: r["test_acc"])
         rows.append([f"[`{name}`](#run-{name})", f"{len(history)} of {run_config(name)['epochs']}",
-                     data_variant(meta), f"**{accuracy_cell(history[-1]['test_acc'])}**",
+                     short_variant(data_variant(meta)), f"**{accuracy_cell(history[-1]['test_acc'])}**",
                      accuracy_cell(best["test_acc"], best["epoch"]),
                      f"{median(r['images_per_s'] for r in history):.0f}"])
     table = md_table(["run", "epochs", "CIFAR-10", "final-epoch test acc.", "best test acc. (optimistic)",

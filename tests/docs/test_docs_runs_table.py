@@ -141,6 +141,8 @@ def test_fast_recipe_runs_headline_their_last_epoch(helpers):
         config = json.loads((RUNS / name / "config.json").read_text())
         best = max(history, key=lambda r: r["test_acc"])
         assert f"`{name}`" in row[0] and row[1] == f"{len(history)} of {config['epochs']}"
+        assert row[2] == ("JPEG copy" if "JPEG" in json.loads((RUNS / name / "meta.json").read_text())["data_set"]
+                          else "official")
         assert row[3] == f"**{history[-1]['test_acc']:.2f}&nbsp;%**"
         assert row[4] == f"{best['test_acc']:.2f}&nbsp;% (epoch&nbsp;{best['epoch']})"
     reached = [f"`{name}`" for name, _, history in runs if history[-1]["test_acc"] >= 90.34]
