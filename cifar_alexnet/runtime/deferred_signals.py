@@ -21,21 +21,22 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["DEFERRED", "deferred_signals"]
+__all__ = ["STOP_SIGNALS", "deferred_signals"]
 
-#: The signals that stop a command (cifar_alexnet.cli turns each into an exception).
-DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: The signals that stop a command: cifar_alexnet.cli turns each into an exception, and a training
+#: loop's StopFlag (cifar_alexnet.runtime.signals) into a clean stop after the current step.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
-    """Note the signals of :data:`DEFERRED` while the block runs; hand the first to its own handler afterwards."""
+    """Note the signals of :data:`STOP_SIGNALS` while the block runs; hand the first to its own handler afterwards."""
     if threading.current_thread() is not threading.main_thread():  # handlers run in the main thread only
         yield
         return
     arrived: list[tuple[int, object]] = []
     previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append((signum, frame)))
-                for signum in DEFERRED}
+                for signum in STOP_SIGNALS}
     try:
         yield
     finally:

@@ -116,6 +116,6 @@ def input_file(path: str | os.PathLike, what: str, error: type[CifarAlexnetError
     except OSError as exc:
         raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
-        article = "an" if what[:1] in tuple("aeiou") else "a"
+        article = "an" if what.startswith(tuple("aeiou")) else "a"
         raise error(f"{what} {path}: not a regular file but {file_kind(mode)}; give the path of {article} {what} file")
     return path

@@ -16,11 +16,9 @@ import torch
 
 from cifar_alexnet.errors import CifarAlexnetError
 from cifar_alexnet.runtime import distributed
+from cifar_alexnet.runtime.deferred_signals import STOP_SIGNALS
 
-__all__ = ["HANDLED_SIGNALS", "StopFlag", "TrainingInterrupted"]
-
-#: The signals that ask a training run to stop cleanly.
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+__all__ = ["StopFlag", "TrainingInterrupted"]
 
 
 class TrainingInterrupted(CifarAlexnetError):
@@ -55,7 +53,7 @@ class StopFlag:
 
     def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():  # handlers can only be set from there
-            for signum in HANDLED_SIGNALS:
+            for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -125,10 +125,10 @@ def reproduction_sentence() -> str:
     top = max(history, key=lambda r: r["test_acc"])
     planned = planned_epochs(run_config(name))
     done = f"all {planned} of its epochs" if len(history) == planned else f"{len(history)} of its {planned} epochs"
-    return (f"This package's run of the original recipe, `{name}`, has completed **{done}**: **{percent(history[-1]['test_acc']):.2f} % test accuracy "
-            f"after its last epoch**, {percent(top['test_acc']):.2f} % at its best (epoch {top['epoch']}, chosen on "
-            f"the test set, so optimistic), on the {data_variant(meta)} with {_precision(run_config(name))}; against "
-            f"{write_up}.")
+    return (f"This package's run of the original recipe, `{name}`, has completed **{done}**: "
+            f"**{percent(history[-1]['test_acc']):.2f} % test accuracy after its last epoch**, "
+            f"{percent(top['test_acc']):.2f} % at its best (epoch {top['epoch']}, chosen on the test set, so "
+            f"optimistic), on the {data_variant(meta)} with {_precision(run_config(name))}; against {write_up}.")
 
 
 @returns_printed

@@ -7,19 +7,19 @@ import signal
 
 import pytest
 
-from cifar_alexnet.runtime.deferred_signals import DEFERRED, deferred_signals
+from cifar_alexnet.runtime.deferred_signals import STOP_SIGNALS, deferred_signals
 
 
 @pytest.fixture
 def handlers():
     """Put every deferred signal's handler back after the test."""
-    before = {signum: signal.getsignal(signum) for signum in DEFERRED}
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     yield
     for signum, handler in before.items():
         signal.signal(signum, handler)
 
 
-@pytest.mark.parametrize("signum", DEFERRED)
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
 def test_the_handler_runs_after_the_block_not_inside_it(handlers, signum):
     seen = []
     handler = lambda number, frame: seen.append(number)  # noqa: E731

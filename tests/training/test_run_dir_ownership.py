@@ -287,3 +287,16 @@ def test_an_out_on_a_read_only_file_system_is_one_error_line(tmp_path, data):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: {read_only / 'run'}: cannot use it as a run directory (Read-only file system); choose another --out"]
+
+
+def test_a_new_run_directory_whose_lock_cannot_be_made_is_taken_away_again(tmp_path, data, monkeypatch, capsys):
+    """The folder is made first, then locked; when the lock file cannot be written the empty folder goes too."""
+    import errno
+
+    def cannot_write(directory, *, purpose):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(DirLock, "acquire", staticmethod(cannot_write))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *RUN]) == 2
+    assert "Permission denied" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
